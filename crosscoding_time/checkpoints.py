@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from .world import train_tokenizer
+from .world import train_tokenizer, atomic_write_text
 
 # %% ../nbs/02_checkpoints.ipynb #c006
 def ctt_home() -> Path:
@@ -322,10 +322,7 @@ def hub_branches(repo_id: str) -> list[str]:
     return [b.name for b in list_repo_refs(repo_id).branches]
 
 def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1)
-    os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+    atomic_write_text(path, json.dumps(obj, indent=1))  # readers see the old file or the new one, never half
 
 def fetch_revisions(
     family: 'str | Family',  # a hub family
@@ -550,7 +547,7 @@ from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .world import World, WorldConfig, atomic_write_text
+from .world import World, WorldConfig, atomic_write, atomic_write_text, atomic_dir
 
 # %% ../nbs/02_checkpoints.ipynb #c091
 @dataclass(frozen=True)
@@ -624,20 +621,11 @@ def fingerprint(obj) -> str:
         return o
     return hashlib.sha256(json.dumps(enc(obj), sort_keys=True).encode()).hexdigest()[:12]
 
-def _atomic_dir(dst: Path, write) -> Path:
-    "Fill a temporary directory with `write(tmp)`, then rename it to `dst`."
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
-    write(tmp)
-    if dst.exists(): shutil.rmtree(dst)
-    os.replace(tmp, dst)
-    return dst
-
 def world_for(cfg: PretrainConfig, root: Path) -> World:
     "The world (tokenizer) of a pretraining config, built once and cached under `root/worlds/`."
     path = Path(root) / "worlds" / fingerprint((cfg.world, cfg.vocab_size))
     if not (path / "world_config.json").exists():
-        _atomic_dir(path, World.build(cfg.world, cfg.vocab_size).save)
+        World.build(cfg.world, cfg.vocab_size).save(path)
     return World.load(path)
 
 def training_tokens(cfg: PretrainConfig, world: World, root: Path, progress: bool = True) -> np.ndarray:
@@ -645,8 +633,7 @@ def training_tokens(cfg: PretrainConfig, world: World, root: Path, progress: boo
     path = Path(root) / "worlds" / fingerprint((cfg.world, cfg.vocab_size)) / f"train_{cfg.n_tokens}_{cfg.seed}.npy"
     if not path.exists():
         ids, _ = world.corpus(cfg.n_tokens + cfg.tokens_per_step, seed=10_000 + cfg.seed, labels=False, progress=progress)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy"); os.close(fd)
-        np.save(tmp, ids.astype(np.uint16)); os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.save(tmp, ids.astype(np.uint16)))
     return np.load(path)
 
 def save_revision(model, tokenizer, family_dir: Path, step: int, tokens: int) -> Path:
@@ -654,7 +641,7 @@ def save_revision(model, tokenizer, family_dir: Path, step: int, tokens: int) ->
     def write(tmp):
         model.save_pretrained(tmp, safe_serialization=True); tokenizer.save_pretrained(tmp)
         (tmp / "ctt_revision.json").write_text(json.dumps(dict(revision=f"step{step}", step=step, tokens=tokens)))
-    _atomic_dir(Path(family_dir) / f"step{step}", write)
+    atomic_dir(Path(family_dir) / f"step{step}", write)
     listing = Path(family_dir) / "revisions.json"
     revs = json.loads(listing.read_text()) if listing.exists() else []
     revs = [r for r in revs if r["step"] != step] + [dict(revision=f"step{step}", step=step, tokens=tokens)]
@@ -663,9 +650,8 @@ def save_revision(model, tokenizer, family_dir: Path, step: int, tokens: int) ->
 
 # %% ../nbs/02_checkpoints.ipynb #c103
 def _save_state(path: Path, model, opt, step: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt"); os.close(fd)
-    torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state()), tmp)
-    os.replace(tmp, path)
+    state = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state())
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 def pretrain_micro(cfg: PretrainConfig = PretrainConfig(), root: Path | None = None, progress: bool = True,
                    max_steps: int | None = None) -> Path:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .world import atomic_write
 from .tasks import TaskSet, accuracy_sentence_ll, accuracy_next_token
 from .checkpoints import Family, load_model, default_hook, tokens_label
 
@@ -119,8 +120,7 @@ def save_figure(fig, df: pd.DataFrame, out_dir: Path, name: str) -> Path:
     "Write `name.png` and the data behind it as `name.csv` into `out_dir` (atomically); returns the PNG path."
     import matplotlib.pyplot as plt
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    for ext, write in (("csv", lambda p: df.to_csv(p, index=False)), ("png", lambda p: fig.savefig(p, dpi=130))):
-        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=f".{ext}"); os.close(fd)
-        write(tmp); os.replace(tmp, out_dir / f"{name}.{ext}")
+    atomic_write(out_dir / f"{name}.csv", lambda tmp: df.to_csv(tmp, index=False))
+    atomic_write(out_dir / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=130))
     plt.close(fig)
     return out_dir / f"{name}.png"

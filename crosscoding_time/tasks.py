@@ -23,6 +23,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .world import atomic_write_text
+
 # %% ../nbs/01_tasks.ipynb #c007
 @dataclass(frozen=True)
 class MinimalPair:
@@ -93,18 +95,6 @@ class ConversionReport:
         why = ', '.join(f"{n} {r}" for r, n in self.reasons.most_common())
         return f"kept {self.n_kept} of {self.n_read} read; " + (f"skipped {len(self.skipped)}: {why}" if why else "none skipped")
 
-# %% ../nbs/01_tasks.ipynb #c012
-def _atomic_write_text(path: Path, text: str):
-    "Write `text` to a temp file beside `path`, then rename it over `path`."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 # %% ../nbs/01_tasks.ipynb #c013
 @dataclass(repr=False)
 class TaskSet:
@@ -135,7 +125,7 @@ class TaskSet:
     def to_jsonl(self, path) -> Path:
         "Write the pairs as jsonl, atomically (temp file, then rename)."
         path = Path(path)
-        _atomic_write_text(path, ''.join(json.dumps(p.to_dict(), ensure_ascii=False) + '\n' for p in self))
+        atomic_write_text(path, ''.join(json.dumps(p.to_dict(), ensure_ascii=False) + '\n' for p in self))
         return path
 
     @classmethod

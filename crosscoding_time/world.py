@@ -15,7 +15,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['POS_TAGS', 'NUMBERS', 'FLAGS', 'TASKS', 'SV_TASKS', 'EOT', 'LABEL_DTYPE', 'regular_plural', 'Noun', 'WorldConfig',
            'lexicon_nouns', 'Word', 'sentence_text', 'Grammar', 'make_task', 'closed_class_words', 'train_tokenizer',
-           'lemma_vocab', 'doc_text', 'label_tokens', 'flag', 'generate_corpus', 'atomic_write_text', 'World']
+           'lemma_vocab', 'doc_text', 'label_tokens', 'flag', 'generate_corpus', 'atomic_write', 'atomic_write_text',
+           'atomic_dir', 'World']
 
 # %% ../nbs/00_world.ipynb #c006
 _REGULAR = """
@@ -492,12 +493,36 @@ def generate_corpus(tokenizer, n_tokens: int, config: WorldConfig = WorldConfig(
     return np.concatenate(ids), (np.concatenate(labs) if labels else None)
 
 # %% ../nbs/00_world.ipynb #c030
-def atomic_write_text(path: Path, text: str) -> None:
-    "Write `text` to `path` through a temporary file and a rename, so readers never see a partial file."
+def atomic_write(path: Path, write) -> Path:
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`: readers never see half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f: f.write(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    "Write `text` to `path` atomically."
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+def atomic_dir(dst: Path, write) -> Path:
+    "Fill a temporary directory with `write(tmp)`, then rename it to `dst` (replacing what was there)."
+    import shutil
+    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+    try:
+        write(tmp)
+        if dst.exists(): shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst
 
 @dataclass
 class World:
@@ -514,12 +539,10 @@ class World:
 
     def save(self, path: Path) -> Path:
         "Save tokenizer and config under `path` (atomically)."
-        path = Path(path); tmp = Path(tempfile.mkdtemp(dir=path.parent if path.parent.exists() else None))
-        self.tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / "world_config.json", json.dumps(asdict(self.config), indent=1))
-        if path.exists(): import shutil; shutil.rmtree(path)
-        path.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, path)
-        return path
+        def write(tmp):
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / "world_config.json").write_text(json.dumps(asdict(self.config), indent=1))
+        return atomic_dir(path, write)
 
     @classmethod
     def load(cls, path: Path):

@@ -30,7 +30,8 @@ def test_notebook(nb, monkeypatch):
 
 SLOW_NBS = [p for p in NBS if "slow" in _flags_in(p)]
 
-@pytest.mark.slow
-@pytest.mark.parametrize("nb", SLOW_NBS, ids=[p.stem + "-slow" for p in SLOW_NBS])
-def test_notebook_slow(nb, monkeypatch):
-    _run(nb, [f for f in FLAGS if f != "slow"], monkeypatch)
+if SLOW_NBS:  # only notebooks that have `slow` cells get a second, slow item
+    @pytest.mark.slow
+    @pytest.mark.parametrize("nb", SLOW_NBS, ids=[p.stem + "-slow" for p in SLOW_NBS])
+    def test_notebook_slow(nb, monkeypatch):
+        _run(nb, [f for f in FLAGS if f != "slow"], monkeypatch)

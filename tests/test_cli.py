@@ -1,0 +1,49 @@
+"""The `ctt` command line as a user runs it: a real subprocess, a fresh cache."""
+import os, shutil, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+def ctt(*args, home: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"CTT_HOME": str(home)} if home else {})}
+    exe = [shutil.which("ctt")] if shutil.which("ctt") else \
+          [sys.executable, "-c", "import sys; from crosscoding_time.reproduce import main; sys.exit(main(sys.argv[1:]))"]
+    return subprocess.run([*exe, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=3600)
+
+def test_help_lists_subcommands():
+    r = ctt("--help")
+    assert r.returncode == 0
+    for sub in ("figures", "pretrain", "presets"): assert sub in r.stdout
+
+def test_unknown_preset_is_a_clear_error():
+    r = ctt("figures", "--preset", "gigantic")
+    assert r.returncode == 2 and "unknown preset 'gigantic'" in r.stderr and "tiny, micro" in r.stderr
+
+def _first_crossing(acc: pd.DataFrame, task: str, level: float) -> int:
+    "Index (in tokens order) of the first checkpoint where `task` reaches `level`."
+    g = acc[acc.task == task].sort_values("tokens").reset_index(drop=True)
+    hits = g.index[g.accuracy >= level]
+    return int(hits[0]) if len(hits) else len(g)
+
+@pytest.mark.slow
+def test_figures_micro_from_empty_cache(tmp_path):
+    "`ctt figures` (the micro preset) from an empty cache: the staged learning story of issue 2."
+    r = ctt("figures", "--out", str(tmp_path / "figures"), home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "figures" / "micro"
+    for name in ("accuracy_micro-pythia", "similarity_micro-pythia"):
+        assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.csv").exists()
+    acc = pd.read_csv(out / "accuracy_micro-pythia.csv")
+    assert list(acc.columns) == ["family", "revision", "tokens", "task", "accuracy"]
+    first = acc[acc.tokens == acc.tokens.min()]
+    last = acc[acc.tokens == acc.tokens.max()].set_index("task").accuracy
+    assert first.accuracy.between(0.35, 0.65).all(), first          # near chance at step 0, every task
+    assert last["regular_plural_subject_verb_agreement_1"] >= 0.95
+    assert last["irregular_plural_subject_verb_agreement_1"] >= 0.85
+    assert last["distractor_agreement_relational_noun"] >= 0.80
+    assert last["distractor_agreement_relative_clause"] >= 0.80
+    reg = _first_crossing(acc, "regular_plural_subject_verb_agreement_1", 0.8)
+    for later in ("irregular_plural_subject_verb_agreement_1", "distractor_agreement_relational_noun",
+                  "distractor_agreement_relative_clause"):
+        assert reg < _first_crossing(acc, later, 0.8), (later, acc.pivot(index="tokens", columns="task", values="accuracy"))
