@@ -572,7 +572,7 @@ class PretrainConfig:
     lr: float = 1e-3                # AdamW, DESIGN.md prototype
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    linear_every: int = 250         # after the powers of two, a checkpoint every this many steps (Pythia: 1000)
+    linear_every: int = 125         # after the powers of two, a checkpoint every this many steps (Pythia: 1000)
     seed: int = 0                   # model init and data order
 
     @property

@@ -200,8 +200,8 @@ def sentence_text(words: Sequence[Word]) -> str:
     return out[:1].upper() + out[1:]
 
 # %% ../nbs/00_world.ipynb #c018
-_AGREEMENT_MIX = {"simple": 0.30, "aux": 0.14, "pp": 0.09, "relational": 0.08, "rc_obj": 0.07,
-                  "rc_subj": 0.05, "reflexive": 0.09, "fronted_pp": 0.09, "object_rc": 0.09}
+_AGREEMENT_MIX = {"simple": 0.40, "aux": 0.14, "pp": 0.07, "relational": 0.05, "rc_obj": 0.03,
+                  "rc_subj": 0.04, "reflexive": 0.09, "fronted_pp": 0.09, "object_rc": 0.09}
 
 class Grammar:
     "A seeded sampler of labelled English sentences."
