@@ -16,7 +16,7 @@ from .tasks import load_blimp
 from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micro_family, load_model,
                                           ctt_home, fingerprint)
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity,
-                                        save_figure)
+                                        save_figure, select_checkpoints)
 
 # %% auto #0
 __all__ = ['PRESETS', 'STAGES', 'Preset', 'get_preset', 'estimate_cost', 'preset_tasksets', 'run_figures', 'main']
@@ -103,7 +103,10 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         sentences = [p.clean_prefix + p.clean_answer for t in SV_TASKS for p in tasksets[t]]
         sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
             fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
-        pngs.append(save_figure(plot_accuracy(acc), acc, out_dir, f"accuracy_{fam.name}"))
+        chosen = select_checkpoints(acc, sim, fallback=True)
+        print(f"{fam.name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
+        atomic_write_text(out_dir / f"selection_{fam.name}.csv", chosen.to_csv(index=False))
+        pngs.append(save_figure(plot_accuracy(acc, selected=chosen.revision.tolist()), acc, out_dir, f"accuracy_{fam.name}"))
         pngs.append(save_figure(plot_similarity(sim), sim, out_dir, f"similarity_{fam.name}"))
     print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs

@@ -19,7 +19,7 @@ from .checkpoints import Family, load_model, default_hook, tokens_label
 
 # %% auto #0
 __all__ = ['accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'plot_accuracy',
-           'similarity_matrix', 'plot_similarity', 'save_figure']
+           'similarity_matrix', 'plot_similarity', 'save_figure', 'select_checkpoints']
 
 # %% ../nbs/03_selection.ipynb #c006
 def accuracy_curves(family: Family, tasksets: dict[str, TaskSet], revisions: Sequence[str] | None = None,
@@ -124,3 +124,34 @@ def save_figure(fig, df: pd.DataFrame, out_dir: Path, name: str) -> Path:
     atomic_write(out_dir / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=130))
     plt.close(fig)
     return out_dir / f"{name}.png"
+
+# %% ../nbs/03_selection.ipynb #c019
+def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chance: float = 0.6,
+                       learned: float = 0.9, fallback: bool = False) -> pd.DataFrame:
+    "Four checkpoints by the paper's rule (before, jump, learned, end), with the reason for each."
+    mean = acc.groupby(["revision", "tokens"], as_index=False)["accuracy"].mean().sort_values("tokens")
+    worst = acc.groupby("revision")["accuracy"].min()
+    revs, accs = mean["revision"].tolist(), mean["accuracy"].to_numpy()
+    jump = int(np.argmax(np.diff(accs))) + 1
+    near = [i for i in range(jump) if accs[i] < chance]
+    before = near[-1] if near else 0
+    after = [i for i in range(jump, len(revs)) if worst[revs[i]] >= learned]
+    done = after[0] if after else len(revs) - 1
+    end = len(revs) - 1
+    idx = [before, jump, done, end]
+    if len(set(idx)) < 4 and fallback and len(revs) >= 4:   # e.g. a run too short to learn: spread over log-tokens
+        idx = sorted({int(round(q)) for q in np.linspace(1, end, 4)})
+        if len(idx) == 4:
+            return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx],
+                                     tokens=mean["tokens"].to_numpy()[idx], mean_accuracy=accs[idx],
+                                     reason=["fallback: the curves do not separate four checkpoints; evenly spread"] * 4))
+    if len(set(idx)) < 4:
+        raise ValueError(f"the curves do not separate four checkpoints (before={revs[before]}, jump={revs[jump]}, "
+                         f"learned={revs[done]}, end={revs[end]}); train longer or save denser checkpoints")
+    cos = (lambda a, b: float(similarity_matrix(sim).loc[a, b])) if sim is not None else (lambda a, b: float("nan"))
+    reasons = [f"mean accuracy {accs[before]:.2f}: last checkpoint near chance (< {chance})",
+               f"mean accuracy {accs[jump - 1]:.2f} -> {accs[jump]:.2f}: the largest rise between two checkpoints",
+               f"every task >= {learned} (min {worst[revs[done]]:.2f}) for the first time after the jump",
+               f"last checkpoint; activation cosine to '{revs[done]}' is {cos(revs[done], revs[end]):.2f}"]
+    return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx],
+                             tokens=mean["tokens"].to_numpy()[idx], mean_accuracy=accs[idx], reason=reasons))
