@@ -11,9 +11,9 @@ __all__ = ['PYTHIA_TOKENS_PER_STEP', 'PYTHIA_LABEL_TOKENS_PER_STEP', 'PYTHIA_FIN
            'nearest_by_step', 'Family', 'unknown_revision_message', 'pythia_family', 'olmo_1b_0724', 'bloom_1b1',
            'register_family', 'list_families', 'get_family', 'paper_revisions', 'hub_branches', 'fetch_revisions',
            'tiny_bpe_tokenizer', 'twin_config', 'tiny_random_like', 'micro_dir', 'micro_family', 'revision_source',
-           'load_tokenizer', 'load_hf_model', 'load_model', 'MicroModelConfig', 'PretrainConfig', 'checkpoint_steps',
-           'build_micro_model', 'batch_indices', 'lr_at', 'fingerprint', 'world_for', 'training_tokens',
-           'save_revision', 'pretrain_micro']
+           'load_tokenizer', 'quiet_hf', 'load_hf_model', 'load_model', 'MicroModelConfig', 'PretrainConfig',
+           'checkpoint_steps', 'build_micro_model', 'batch_indices', 'lr_at', 'fingerprint', 'world_for',
+           'training_tokens', 'save_revision', 'pretrain_micro']
 
 # %% ../nbs/02_checkpoints.ipynb #c003
 import dataclasses, difflib, json, os, re, tempfile, warnings
@@ -487,6 +487,19 @@ def load_tokenizer(
     return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
 
 # %% ../nbs/02_checkpoints.ipynb #c076
+import contextlib
+
+@contextlib.contextmanager
+def quiet_hf():
+    "Silence transformers' per-file progress bars (loading and saving weights) inside the block."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: hf_logging.enable_progress_bar()
+
+# %% ../nbs/02_checkpoints.ipynb #c077
 def load_hf_model(
     family: 'str | Family',  # a family name or a `Family`
     revision: 'str | Revision',  # one of its revisions
@@ -507,8 +520,9 @@ def load_hf_model(
     arch = (cfg.architectures or ['?'])[0]
     if arch != fam.arch: raise ValueError(f"{where} holds a {arch}, but family {fam.name!r} is a {fam.arch}")
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, revision=hub_rev, dtype=dtype, use_safetensors=use_safetensors,
-                                                     attn_implementation='eager', trust_remote_code=trust_remote_code)
+        with quiet_hf():
+            model = AutoModelForCausalLM.from_pretrained(src, revision=hub_rev, dtype=dtype, use_safetensors=use_safetensors,
+                                                         attn_implementation='eager', trust_remote_code=trust_remote_code)
     except OSError as e:
         if not use_safetensors: raise
         raise OSError(f"{where} has no safetensors weights ({e}). If it holds only a PyTorch pickle "
@@ -541,7 +555,7 @@ def load_model(
     model.ctt_family, model.ctt_revision = fam.name, rev  # so later stages can label what they computed
     return model
 
-# %% ../nbs/02_checkpoints.ipynb #c090
+# %% ../nbs/02_checkpoints.ipynb #c091
 import json, math, os, shutil, tempfile, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
@@ -549,7 +563,7 @@ import numpy as np
 import torch
 from .world import World, WorldConfig, atomic_write, atomic_write_text, atomic_dir
 
-# %% ../nbs/02_checkpoints.ipynb #c091
+# %% ../nbs/02_checkpoints.ipynb #c092
 @dataclass(frozen=True)
 class MicroModelConfig:
     "Shape of a micro model; the architecture is its family's (`MICRO_ARCHS`: GPT-NeoX, OLMo or BLOOM)."
@@ -586,7 +600,7 @@ def checkpoint_steps(total_steps: int, linear_every: int) -> list[int]:
     steps += list(range(linear_every, total_steps + 1, linear_every))
     return sorted({s for s in steps if s <= total_steps} | {total_steps})
 
-# %% ../nbs/02_checkpoints.ipynb #c096
+# %% ../nbs/02_checkpoints.ipynb #c097
 def build_micro_model(family: str, m: MicroModelConfig, vocab_size: int, seed: int, eot_id: int = 0):
     "A freshly initialised micro model of `family`'s architecture (seeded)."
     from transformers import AutoModelForCausalLM
@@ -596,7 +610,7 @@ def build_micro_model(family: str, m: MicroModelConfig, vocab_size: int, seed: i
         torch.manual_seed(seed)
         return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
 
-# %% ../nbs/02_checkpoints.ipynb #c099
+# %% ../nbs/02_checkpoints.ipynb #c100
 def batch_indices(step: int, n_seqs: int, batch_size: int, seed: int) -> np.ndarray:
     "Which sequences make up batch `step` (seeded permutation per epoch)."
     per_epoch = n_seqs // batch_size
@@ -610,7 +624,7 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
     t = (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
-# %% ../nbs/02_checkpoints.ipynb #c102
+# %% ../nbs/02_checkpoints.ipynb #c103
 def fingerprint(obj) -> str:
     "A short stable hash of a JSON-able configuration (dataclasses included)."
     import hashlib
@@ -639,7 +653,8 @@ def training_tokens(cfg: PretrainConfig, world: World, root: Path, progress: boo
 def save_revision(model, tokenizer, family_dir: Path, step: int, tokens: int) -> Path:
     "Write one HF-format checkpoint `step{N}` atomically and list it in `revisions.json`."
     def write(tmp):
-        model.save_pretrained(tmp, safe_serialization=True); tokenizer.save_pretrained(tmp)
+        with quiet_hf(): model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
         (tmp / "ctt_revision.json").write_text(json.dumps(dict(revision=f"step{step}", step=step, tokens=tokens)))
     atomic_dir(Path(family_dir) / f"step{step}", write)
     listing = Path(family_dir) / "revisions.json"
@@ -648,7 +663,7 @@ def save_revision(model, tokenizer, family_dir: Path, step: int, tokens: int) ->
     atomic_write_text(listing, json.dumps(sorted(revs, key=lambda r: r["step"]), indent=1))
     return Path(family_dir) / f"step{step}"
 
-# %% ../nbs/02_checkpoints.ipynb #c103
+# %% ../nbs/02_checkpoints.ipynb #c104
 def _save_state(path: Path, model, opt, step: int) -> None:
     state = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state())
     atomic_write(path, lambda tmp: torch.save(state, tmp))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['KINDS', 'FORMAT', 'EV_KINDS', 'CrossCoderConfig', 'check_acts', 'CrossCoder', 'set_weights', 'reference_losses',
-           'synthetic_acts', 'benchmark_step', 'explained_variance']
+           'synthetic_acts', 'explained_variance']
 
 # %% ../nbs/05_crosscoder.ipynb #c004
 import dataclasses, hashlib, json, math, time
@@ -421,35 +421,7 @@ def from_pretrained(cls: CrossCoder,
     cc.fold_scales = tuple(float(v) for v in fs) if fs else None
     return cc.to(device)
 
-# %% ../nbs/05_crosscoder.ipynb #c047
-def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-
-def benchmark_step(
-    n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, batch: int = 4096,  # problem size
-    reps: int = 3,  # timed rounds (the best of each is kept) after one warm-up
-    device: str = 'cpu',  # 'cpu' or 'cuda'
-) -> dict:
-    "Seconds per training step of `losses` and `reference_losses`, and their fraction of the fp32 matmul rate."
-    cc = CrossCoder(CrossCoderConfig(n_ckpt=n_ckpt, d_model=d_model, d_dict=d_dict), device=device)
-    x = torch.randn(batch, n_ckpt, d_model, device=device)
-    def step(loss_fn):
-        cc.zero_grad(set_to_none=True)
-        loss_fn(cc, x)['loss'].backward()
-    a, b = torch.randn(batch, n_ckpt * d_model, device=device), torch.randn(n_ckpt * d_model, d_dict, device=device)
-    fns = dict(matmul=lambda: a @ b, ours=lambda: step(CrossCoder.losses), reference=lambda: step(reference_losses))
-    times = {k: [] for k in fns}
-    for fn in fns.values(): fn()
-    _sync(device)
-    for _ in range(reps):  # round robin, so that a busy moment of a shared machine hits all three alike
-        for k, fn in fns.items():
-            t = time.perf_counter(); fn(); _sync(device); times[k].append(time.perf_counter() - t)
-    t_mm, t_ours, t_ref = (min(times[k]) for k in fns)
-    peak, flops = 2 * batch * n_ckpt * d_model * d_dict / t_mm, 5 * 2 * batch * n_ckpt * d_model * d_dict
-    return dict(s_ours=t_ours, s_reference=t_ref, speedup=t_ref / t_ours, matmul_flops=peak,
-                frac_peak_ours=flops / t_ours / peak, frac_peak_reference=flops / t_ref / peak)
-
-# %% ../nbs/05_crosscoder.ipynb #c052
+# %% ../nbs/05_crosscoder.ipynb #c048
 EV_KINDS = ('per_token', 'ratio')
 
 def explained_variance(

@@ -15,13 +15,40 @@ from .world import TASKS, SV_TASKS, make_task, atomic_write_text
 from .tasks import load_blimp
 from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micro_family, load_model,
                                           ctt_home, fingerprint)
+from .activations import HarvestConfig, ActivationCache, sequences
+from .crosscoder import CrossCoderConfig
+from .training import TrainConfig, train_crosscoder
+from .evaluation import sparsity_stats, splice_ce
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity,
-                                        save_figure, select_checkpoints)
+                                        save_figure, select_checkpoints, tokens_short)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'Preset', 'get_preset', 'estimate_cost', 'preset_tasksets', 'run_figures', 'main']
+__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'Preset', 'get_preset', 'estimate_cost', 'preset_tasksets', 'comparisons',
+           'crosscoder_stats', 'stats_table_markdown', 'run_figures', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
+@dataclass(frozen=True)
+class CrosscoderPlan:
+    "Which crosscoders a preset trains on its selected checkpoints, and how (PAPER.md §3, scaled to the micro models)."
+    dict_mult: int = 8                  # §3.1: 16,384 latents on d_model 2048
+    kinds: tuple[str, ...] = ("l1", "batchtopk")  # §4.3: the statistics table has both
+    harvest_tokens: int = 614_400       # activation rows per checkpoint (§3.3: 400M at paper scale)
+    val_tokens: int = 40_960            # held-out rows for the sparsity statistics (§4.1: 30 batches of 4096)
+    ce_seqs: int = 32                   # held-out sequences for the CE splice (§4.2: 30 x 8 of 1024 tokens)
+    train: TrainConfig = TrainConfig(lr=1e-3, batch_size=1024, n_tokens=614_400, save_every=200, log_every=50)
+    k: int = 32                         # §3.6: K=200 of 16,384 latents; scaled to the micro dictionary
+    k_init: int = 128                   # §3.6: 1000, annealed to K
+    dead_tokens: int = 200_000          # §3.6: 10M tokens without firing = dead; scaled to the run
+
+    def crosscoder_config(self, kind: str, n_ckpt: int, d_model: int, seed: int = 0) -> CrossCoderConfig:
+        "The crosscoder of `kind` for `n_ckpt` checkpoints of width `d_model`."
+        steps = self.train.total_steps
+        extra = dict(k=self.k, k_init=self.k_init, k_anneal_steps=steps // 3, threshold_start_step=steps // 5,
+                     dead_tokens=self.dead_tokens, dec_init_norm=1.0) if kind == "batchtopk" else {}
+        return CrossCoderConfig(n_ckpt=n_ckpt, d_model=d_model, d_dict=self.dict_mult * d_model, kind=kind,
+                                seed=seed, **extra)
+
+# %% ../nbs/13_reproduce.ipynb #c006
 @dataclass(frozen=True)
 class Preset:
     "Everything `ctt figures` needs to know about one configuration."
@@ -30,6 +57,7 @@ class Preset:
     n_pairs: int = 300                     # minimal pairs per task (balanced singular/plural couples)
     task_seed: int = 1                     # seed of the task generator (the corpus has its own)
     sim_batch_size: int = 32               # PAPER.md §2.1: batches of 32 for the activation similarity
+    crosscoders: CrosscoderPlan = CrosscoderPlan()
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -44,7 +72,10 @@ class Preset:
 _TINY_MODEL = MicroModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256)
 PRESETS = {
     "tiny": Preset("tiny", (PretrainConfig(model=_TINY_MODEL, n_tokens=600_000, linear_every=64, warmup_steps=30),),
-                   n_pairs=80),
+                   n_pairs=80, crosscoders=CrosscoderPlan(
+                       dict_mult=4, harvest_tokens=64 * 512, val_tokens=4096, ce_seqs=8, k=16, k_init=64,
+                       dead_tokens=20_000, train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=64 * 512,
+                                                             save_every=32, log_every=16))),
     "micro": Preset("micro", (PretrainConfig(),)),
 }
 
@@ -53,8 +84,8 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[name]
 
-# %% ../nbs/13_reproduce.ipynb #c009
-STAGES = ("pretrain", "accuracy", "similarity", "figures")
+# %% ../nbs/13_reproduce.ipynb #c010
+STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "figures")
 _CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
 
 def estimate_cost(preset: Preset) -> str:
@@ -79,6 +110,55 @@ def _cached_csv(path: Path, compute, force: bool) -> pd.DataFrame:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, df.to_csv(index=False))
     return df
+
+def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
+    "The paper's crosscoders on four checkpoints A, B, C, D: A-B, B-C, C-D and the triplet B-C-D (PAPER.md §2.2)."
+    if len(revisions) != 4: raise ValueError(f"expected the four selected checkpoints, got {list(revisions)}")
+    a, b, c, d = revisions
+    return [(a, b), (b, c), (c, d), (b, c, d)]
+
+def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: Path, progress: bool = True) -> pd.DataFrame:
+    "Train every crosscoder of `plan` on the selected checkpoints and evaluate it (PAPER.md §4.3's table, tidy)."
+    train_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.harvest_tokens),
+                                        root=root, progress=progress)
+    val_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.val_tokens, seed=7),
+                                      root=root, progress=progress)
+    tokens = sequences(fam, plan.ce_seqs, 64, seed=99, root=root)          # held-out text for the CE splice
+    models = {r: load_model(fam, r, root=root) for r in revisions}
+    rows = []
+    for comp in comparisons(revisions):
+        src, val = train_cache.select(list(comp)), val_cache.select(list(comp))
+        for kind in plan.kinds:
+            name = f"{kind}_" + "_".join(comp)
+            cc = train_crosscoder(plan.crosscoder_config(kind, len(comp), fam.d_model), src, plan.train,
+                                  root / "crosscoders" / fam.name / name, progress=progress)
+            vb = [b * val.scales[None, :, None] for b in val.batches(plan.train.batch_size, 0)]
+            sp = sparsity_stats(cc, vb)
+            ce = splice_ce([models[r] for r in comp], cc, tokens, src.hook, scales=src.scales.tolist())
+            row = dict(family=fam.name, comparison=" vs ".join(tokens_short(fam.revision(r).tokens) for r in comp),
+                       revisions=" ".join(comp), kind=kind, d_dict=cc.cfg.d_dict, l0=float(sp["l0"]),
+                       dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
+            for i, ckpt in enumerate("ABC"[:len(comp)]):
+                row[f"ev_{ckpt}"] = float(sp[f"ev_{i}"])
+                row[f"delta_ce_{ckpt}"] = float(ce[f"delta_ce_{i}"])
+                row[f"ce_recovered_{ckpt}"] = float(ce[f"ce_recovered_{i}"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+def stats_table_markdown(df: pd.DataFrame) -> str:
+    "The statistics table shaped like the paper's (PAPER.md §4.3): one row per comparison, L1 | BatchTopK."
+    kinds = [k for k in ("l1", "batchtopk") if k in set(df.kind)]
+    head = ["Model", "Comparison"] + [f"{'L1' if k == 'l1' else 'BatchTopK'}: {c}" for k in kinds
+                                       for c in ("ℓ0", "Dead", "EV", "ΔCE A", "ΔCE B", "ΔCE C")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (fam, comp), g in df.groupby(["family", "comparison"], sort=False):
+        cells = [fam, comp]
+        for k in kinds:
+            r = g[g.kind == k].iloc[0]
+            ce = [f"{r[c]:.2f}" if c in r and pd.notna(r[c]) else "–" for c in ("delta_ce_A", "delta_ce_B", "delta_ce_C")]
+            cells += [f"{r.l0:.2f}", f"{int(r.dead)}", f"{r.ev:.3f}", *ce]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True) -> list[Path]:
@@ -108,10 +188,18 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         atomic_write_text(out_dir / f"selection_{fam.name}.csv", chosen.to_csv(index=False))
         pngs.append(save_figure(plot_accuracy(acc, selected=chosen.revision.tolist()), acc, out_dir, f"accuracy_{fam.name}"))
         pngs.append(save_figure(plot_similarity(sim), sim, out_dir, f"similarity_{fam.name}"))
+        if preset.crosscoders is not None:
+            if "crosscoders" in forced:
+                import shutil; shutil.rmtree(root / "crosscoders" / fam.name, ignore_errors=True)
+            stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(
+                fam, chosen.revision.tolist(), preset.crosscoders, root, progress), "crosscoders" in forced)
+            atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
+            atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
+            print(stats_table_markdown(stats))
     print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs
 
-# %% ../nbs/13_reproduce.ipynb #c011
+# %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctt", description="crosscoding_time: features across pretraining checkpoints")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -122,6 +210,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--force", default=None, metavar="STAGE", help=f"recompute from this stage on: {', '.join(STAGES)}")
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
+    b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
+    b.add_argument("names", nargs="*", default=[], help="which: crosscoder, pretrain, harvest, memory (default: all)")
+    b.add_argument("--out", default="figures/bench.csv", help="CSV to write (default: figures/bench.csv)")
+    b.add_argument("--quick", action="store_true", help="small shapes, seconds instead of minutes")
     s = sub.add_parser("presets", help="list the presets, or describe one")
     s.add_argument("name", nargs="?")
     return p
@@ -138,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             preset, root = get_preset(args.preset), Path(args.home or ctt_home()) / "runs" / fingerprint(get_preset(args.preset))
             print(estimate_cost(preset))
             for f in preset.families: print(pretrain_micro(f, root=root))
+        elif args.command == "bench":
+            from crosscoding_time.benchmarks import run_benchmarks, BENCHMARKS
+            table = run_benchmarks(tuple(args.names) or BENCHMARKS, quick=args.quick)
+            with pd.option_context("display.width", 200, "display.max_colwidth", 80, "display.float_format", "{:,.3g}".format):
+                print(table.to_string(index=False))
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(Path(args.out), table.to_csv(index=False))
         elif args.command == "figures":
             run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force)
     except (KeyError, ValueError, FileNotFoundError) as e:

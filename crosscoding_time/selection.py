@@ -15,10 +15,10 @@ from tqdm.auto import tqdm
 
 from .world import atomic_write
 from .tasks import TaskSet, accuracy_sentence_ll, accuracy_next_token
-from .checkpoints import Family, load_model, default_hook, tokens_label
+from .checkpoints import Family, load_model, default_hook
 
 # %% auto #0
-__all__ = ['accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'plot_accuracy',
+__all__ = ['accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'tokens_short', 'plot_accuracy',
            'similarity_matrix', 'plot_similarity', 'save_figure', 'select_checkpoints']
 
 # %% ../nbs/03_selection.ipynb #c006
@@ -77,14 +77,20 @@ def activation_similarity(family: Family, sentences: Sequence[str], revisions: S
     return pd.DataFrame(rows)
 
 # %% ../nbs/03_selection.ipynb #c010
-def _tick_labels(tokens: Sequence[int]) -> list[str]: return [tokens_label(int(t)) for t in tokens]
+def tokens_short(n: int) -> str:
+    "Tokens seen to three significant digits ('1.28M'): the paper's whole-number labels repeat on a dense grid."
+    for unit, v in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= v: return f"{n / v:.3g}{unit}"
+    return str(int(n))
+
+def _tick_labels(tokens: Sequence[int]) -> list[str]: return [tokens_short(int(t)) for t in tokens]
 
 def plot_accuracy(df: pd.DataFrame, selected: Sequence[str] = (), title: str | None = None):
     "Accuracy per task over checkpoints (x: tokens seen, as categories)."
     import matplotlib.pyplot as plt
     order = df.drop_duplicates("revision").sort_values("tokens")
     x = {r: i for i, r in enumerate(order["revision"])}
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(x)), 4))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.3 * len(x))), 4.5))
     for task, g in df.groupby("task", sort=False):
         g = g.sort_values("tokens")
         ax.plot([x[r] for r in g["revision"]], g["accuracy"], marker="o", ms=3, label=task)
@@ -107,7 +113,7 @@ def plot_similarity(df: pd.DataFrame, title: str | None = None):
     import matplotlib.pyplot as plt, seaborn as sns
     m = similarity_matrix(df)
     labels = _tick_labels(df.drop_duplicates("revision_a").set_index("revision_a").loc[m.index, "tokens_a"])
-    fig, ax = plt.subplots(figsize=(max(5, 0.38 * len(m)), max(4, 0.34 * len(m))))
+    fig, ax = plt.subplots(figsize=(min(12, max(5, 0.3 * len(m))), min(10.5, max(4, 0.27 * len(m)))))
     sns.heatmap(m.values, mask=np.triu(np.ones_like(m.values, bool), k=1), vmin=0, vmax=1, cmap="viridis",
                 xticklabels=labels, yticklabels=labels, ax=ax, square=True, cbar_kws=dict(label="cosine"),
                 annot=len(m) <= 12, fmt=".2f", annot_kws=dict(fontsize=6))

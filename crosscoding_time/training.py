@@ -138,8 +138,9 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
         opt.step()
         bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == end:
-            m = dict(loss=float(out["loss"]), l2=float(out["l2"]), l0=float(out["l0"]),
-                     ev=float(explained_variance(x.float(), out["x_hat"].float())[0]), lr=opt.param_groups[0]["lr"])
+            d = {k: v.detach() for k, v in out.items() if torch.is_tensor(v)}
+            m = dict(loss=float(d["loss"]), l2=float(d["l2"]), l0=float(d["l0"]),
+                     ev=float(explained_variance(x.float(), d["x_hat"].float())[0]), lr=opt.param_groups[0]["lr"])
             bar.set_postfix(loss=f"{m['loss']:.3g}", l0=f"{m['l0']:.1f}", ev=f"{m['ev']:.3f}")
             if rank == 0: log(m, step + 1)
         if (step + 1) % cfg.save_every == 0 and step + 1 < end and rank == 0:

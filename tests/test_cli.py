@@ -43,6 +43,13 @@ def test_figures_micro_from_empty_cache(tmp_path):
     assert last["irregular_plural_subject_verb_agreement_1"] >= 0.85
     assert last["distractor_agreement_relational_noun"] >= 0.80
     assert last["distractor_agreement_relative_clause"] >= 0.80
+    stats = pd.read_csv(out / "crosscoder_stats.csv")                # issue 3: the statistics table
+    assert len(stats) == 8 and set(stats.kind) == {"l1", "batchtopk"}
+    for c in ("A", "B", "C"):
+        sub = stats[stats[f"ev_{c}"].notna()]
+        assert (sub[f"ev_{c}"] >= 0.8).all(), stats                   # >= 80 % explained on every checkpoint
+        assert sub[f"delta_ce_{c}"].notna().all()
+    assert (stats.dead_frac < 0.10).all(), stats                       # < 10 % dead latents
     reg = _first_crossing(acc, "regular_plural_subject_verb_agreement_1", 0.8)
     for later in ("irregular_plural_subject_verb_agreement_1", "distractor_agreement_relational_noun",
                   "distractor_agreement_relative_clause"):
