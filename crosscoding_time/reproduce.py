@@ -23,8 +23,8 @@ from .selection import (accuracy_curves, activation_similarity, plot_accuracy, p
                                         save_figure, select_checkpoints, tokens_short)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'Preset', 'get_preset', 'estimate_cost', 'preset_tasksets', 'comparisons',
-           'crosscoder_stats', 'stats_table_markdown', 'run_figures', 'main']
+__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets',
+           'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'run_figures', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -100,6 +100,10 @@ def estimate_cost(preset: Preset) -> str:
                      f"then {n_ckpt} x {len(TASKS)} x {preset.n_pairs} pairs scored")
     return "\n".join(lines)
 
+def pretrain_root(cfg: PretrainConfig, home: Path) -> Path:
+    "Where a micro family pretrained with `cfg` lives: keyed by its own config, shared by every preset that uses it."
+    return Path(home) / "pretrain" / fingerprint(cfg)
+
 def preset_tasksets(preset: Preset, tokenizer) -> dict:
     "The preset's minimal pairs, converted with the family's tokenizer."
     return {t: load_blimp(make_task(t, preset.n_pairs, preset.task_seed), tokenizer=tokenizer, task=t) for t in TASKS}
@@ -117,8 +121,9 @@ def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
     a, b, c, d = revisions
     return [(a, b), (b, c), (c, d), (b, c, d)]
 
-def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: Path, progress: bool = True) -> pd.DataFrame:
-    "Train every crosscoder of `plan` on the selected checkpoints and evaluate it (PAPER.md §4.3's table, tidy)."
+def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: Path, out: Path,
+                     progress: bool = True) -> pd.DataFrame:
+    "Train every crosscoder of `plan` (into `out`) on the selected checkpoints of the family under `root`; evaluate them."
     train_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.harvest_tokens),
                                         root=root, progress=progress)
     val_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.val_tokens, seed=7),
@@ -131,7 +136,7 @@ def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: 
         for kind in plan.kinds:
             name = f"{kind}_" + "_".join(comp)
             cc = train_crosscoder(plan.crosscoder_config(kind, len(comp), fam.d_model), src, plan.train,
-                                  root / "crosscoders" / fam.name / name, progress=progress)
+                                  Path(out) / name, progress=progress)
             vb = [b * val.scales[None, :, None] for b in val.batches(plan.train.batch_size, 0)]
             sp = sparsity_stats(cc, vb)
             ce = splice_ce([models[r] for r in comp], cc, tokens, src.hook, scales=src.scales.tolist())
@@ -166,18 +171,20 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     if force is not None and force not in STAGES:
         raise ValueError(f"unknown stage {force!r} for --force; stages: {', '.join(STAGES)}")
     forced = set(STAGES[STAGES.index(force):]) if force else set()
-    root = Path(root or ctt_home()) / "runs" / fingerprint(preset)
+    home = Path(root or ctt_home())
+    run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
     pngs, t0 = [], time.time()
     for fcfg in preset.families:
         if "pretrain" in forced:
-            import shutil; shutil.rmtree(root / "models" / fcfg.family, ignore_errors=True)
+            import shutil; shutil.rmtree(pretrain_root(fcfg, home) / "models" / fcfg.family, ignore_errors=True)
+        root = pretrain_root(fcfg, home)
         pretrain_micro(fcfg, root=root, progress=progress)
         fam = micro_family(fcfg.family, root)
         tok = load_model(fam, fam.revisions[0].name, root=root).tokenizer
         tasksets = preset_tasksets(preset, tok)
-        res = root / "results" / fam.name
+        res = run_root / "results" / fam.name
         acc = _cached_csv(res / "accuracy.csv", lambda: accuracy_curves(fam, tasksets, root=root, progress=progress),
                           "accuracy" in forced)
         sentences = [p.clean_prefix + p.clean_answer for t in SV_TASKS for p in tasksets[t]]
@@ -190,9 +197,10 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         pngs.append(save_figure(plot_similarity(sim), sim, out_dir, f"similarity_{fam.name}"))
         if preset.crosscoders is not None:
             if "crosscoders" in forced:
-                import shutil; shutil.rmtree(root / "crosscoders" / fam.name, ignore_errors=True)
+                import shutil; shutil.rmtree(run_root / "crosscoders" / fam.name, ignore_errors=True)
             stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(
-                fam, chosen.revision.tolist(), preset.crosscoders, root, progress), "crosscoders" in forced)
+                fam, chosen.revision.tolist(), preset.crosscoders, root, run_root / "crosscoders" / fam.name, progress),
+                "crosscoders" in forced)
             atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
             atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
             print(stats_table_markdown(stats))
@@ -227,9 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "presets":
             print("\n\n".join(get_preset(n).describe() for n in ([args.name] if args.name else PRESETS)))
         elif args.command == "pretrain":
-            preset, root = get_preset(args.preset), Path(args.home or ctt_home()) / "runs" / fingerprint(get_preset(args.preset))
+            preset, home = get_preset(args.preset), Path(args.home or ctt_home())
             print(estimate_cost(preset))
-            for f in preset.families: print(pretrain_micro(f, root=root))
+            for f in preset.families: print(pretrain_micro(f, root=pretrain_root(f, home)))
         elif args.command == "bench":
             from crosscoding_time.benchmarks import run_benchmarks, BENCHMARKS
             table = run_benchmarks(tuple(args.names) or BENCHMARKS, quick=args.quick)
