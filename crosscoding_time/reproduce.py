@@ -14,7 +14,7 @@ import pandas as pd
 from .world import TASKS, SV_TASKS, make_task, atomic_write_text
 from .tasks import load_blimp
 from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micro_family, load_model,
-                                          ctt_home, fingerprint)
+                                          load_tokenizer, ctt_home, fingerprint)
 from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
 from .training import TrainConfig, train_crosscoder
@@ -182,7 +182,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         root = pretrain_root(fcfg, home)
         pretrain_micro(fcfg, root=root, progress=progress)
         fam = micro_family(fcfg.family, root)
-        tok = load_model(fam, fam.revisions[0].name, root=root).tokenizer
+        tok = load_tokenizer(fam, root=root)  # the tokenizer only: no model load
         tasksets = preset_tasksets(preset, tok)
         res = run_root / "results" / fam.name
         acc = _cached_csv(res / "accuracy.csv", lambda: accuracy_curves(fam, tasksets, root=root, progress=progress),

@@ -209,6 +209,7 @@ class Grammar:
         self.config = config
         self.rng = random.Random(config.seed if seed is None else seed)
         self.nouns = lexicon_nouns()
+        self.gender = {n.sg: n.gender for n in self.nouns}   # lemma -> grammatical gender (for reflexives)
         order = list(range(len(self.nouns)))
         random.Random(config.seed).shuffle(order)       # which noun is frequent is fixed by the world's seed
         rank = {i: r for r, i in enumerate(order)}
@@ -298,14 +299,11 @@ class Grammar:
                     self.verb(other, "intrans")])
         if kind == "reflexive":
             subj = self.subject(num, human=True)
-            g = _NAMES.get(subj[-1].text) or self._gender(subj[-1].lemma) or r.choice("mf")
+            g = _NAMES.get(subj[-1].text) or self.gender.get(subj[-1].lemma) or r.choice("mf")
             refl = "themselves" if num == "pl" else ("himself" if g == "m" else "herself")
             return subj + [Word(r.choice(_REFLEXIVE_VERBS), "VERB", lemma="past"),
                            Word(refl, "PRON", num, agree=True)]
         raise ValueError(f"unknown construction {kind!r}; expected one of {sorted(_AGREEMENT_MIX)}")
-
-    def _gender(self, lemma: str) -> str | None:
-        return next((n.gender for n in self.nouns if n.sg == lemma), None)
 
     def filler(self) -> list[Word]:
         "A sentence with no subject-verb agreement: past tense, adverbs, coordination."
