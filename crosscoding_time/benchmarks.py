@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'bench_crosscoder', 'bench_pretrain', 'bench_harvest', 'bench_harvest_memory',
-           'run_benchmarks']
+           'bench_relie', 'run_benchmarks']
 
 # %% ../nbs/12b_benchmarks.ipynb #c005
 def timeit(fn: Callable[[], object], min_time: float = 1.0, warmup: int = 1) -> float:
@@ -106,7 +106,32 @@ def bench_harvest_memory(root, n_tokens: int = 100_000) -> dict:
                 limit="2x rows", frac_limit=float("nan"), baseline_frac_limit=float("nan"))
 
 # %% ../nbs/12b_benchmarks.ipynb #c015
-BENCHMARKS = ("crosscoder", "pretrain", "harvest", "memory")
+def bench_relie(root, n_pairs: int = 128, batch_sizes: tuple[int, ...] = (4, 16), min_time: float = 2.0) -> list[dict]:
+    "Pairs/s of batched integrated gradients against the per-step loop, at each batch size."
+    from crosscoding_time.checkpoints import micro_family, load_model, load_tokenizer
+    from crosscoding_time.crosscoder import CrossCoder, CrossCoderConfig
+    from crosscoding_time.tasks import load_blimp
+    from crosscoding_time.world import make_task, SV_TASKS
+    from crosscoding_time.relie import indirect_effects
+    fam = micro_family("micro-pythia", root)
+    revs = fam.names[-2:]
+    models = [load_model(fam, r, root=root) for r in revs]
+    tok = load_tokenizer(fam, root=root)
+    d = models[0].cfg.d_model
+    cc = CrossCoder(CrossCoderConfig(n_ckpt=2, d_model=d, d_dict=8 * d, family=fam.name, hook=fam.hook_point,
+                                     checkpoints=tuple(revs), act_scales=(1.0, 1.0)))
+    pairs = list(load_blimp(make_task(SV_TASKS[0], n_pairs // 2 + 1), tokenizer=tok, task=SV_TASKS[0]))[:n_pairs]
+    rows = []
+    for bs in batch_sizes:
+        rate = {b: len(pairs) / timeit(lambda: indirect_effects(models, cc, tok, pairs, batch_size=bs, batched=b),
+                                       min_time) for b in (True, False)}
+        rows.append(dict(benchmark=f"IG (10 steps, 2 checkpoints, {bs} pairs per batch): batched vs per-step loop",
+                         unit="pairs/s", ours=rate[True], baseline=rate[False], ratio=rate[True] / rate[False],
+                         limit="", frac_limit=float("nan"), baseline_frac_limit=float("nan")))
+    return rows
+
+# %% ../nbs/12b_benchmarks.ipynb #c017
+BENCHMARKS = ("crosscoder", "pretrain", "harvest", "memory", "relie")
 
 def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataFrame:
     "Run benchmarks (`BENCHMARKS`) into one table: ours, baseline, ratio, fraction of the machine's limit."
@@ -119,11 +144,12 @@ def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataF
     try:
         if "crosscoder" in names:
             rows.append(bench_crosscoder(**(dict(d_model=128, d_dict=1024, batch=1024, reps=2) if quick else {})))
-        if {"pretrain", "harvest", "memory"} & set(names):
+        if {"pretrain", "harvest", "memory", "relie"} & set(names):
             p = bench_pretrain(root, n_steps=20 if quick else 200, min_time=0.3 if quick else 2.0)
             if "pretrain" in names: rows.append(p)
         if "harvest" in names: rows.append(bench_harvest(root, n_seqs=8 if quick else 64))
         if "memory" in names: rows.append(bench_harvest_memory(root, 5_000 if quick else 100_000))
+        if "relie" in names: rows += bench_relie(root, n_pairs=16 if quick else 128, min_time=0.2 if quick else 2.0)
     finally:
         if own: shutil.rmtree(root, ignore_errors=True)
     return pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import torch
 
 from .world import TASKS, SV_TASKS, make_task, atomic_write_text
 from .tasks import load_blimp
@@ -21,10 +22,16 @@ from .training import TrainConfig, train_crosscoder
 from .evaluation import sparsity_stats, splice_ce
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity,
                                         save_figure, select_checkpoints, tokens_short)
+from .crosscoder import CrossCoder
+from .evaluation import rel_dec
+from .relie import (IndirectEffects, indirect_effects, ablation_effects, rel_ie, top_k_union,
+                                    three_way_group, trajectory, plot_relie_3d, plot_ie_evolution, ie_extremes)
+from .ablation import ablation_frame, ablation_correlations, ablation_table, plot_relie_vs_reldec
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets',
-           'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'run_figures', 'main']
+__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root',
+           'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'combine_effects',
+           'relie_stage', 'run_figures', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -50,6 +57,18 @@ class CrosscoderPlan:
 
 # %% ../nbs/13_reproduce.ipynb #c006
 @dataclass(frozen=True)
+class RelIEPlan:
+    "How a preset measures indirect effects on its L1 crosscoders (PAPER.md §5), and the checks it runs on them."
+    steps: int = 10                     # §5.1: IG steps
+    threshold: float = 0.1              # §5.1: per-(position, latent) threshold
+    aggregation: str = "example"        # corrected aggregation (§11.4); 'paper' for the reference's
+    batch_size: int = 16                # pairs per batch
+    k: tuple[int, ...] = (10, 100)      # §5.2 / §9: top-k unions drawn (the ablation table uses the first)
+    completeness_pairs: int = 100       # pairs per task for the 50-step completeness check
+    completeness_steps: int = 50
+    exact_top: int = 20                 # latents compared between IG and exact ablation (one task)
+
+@dataclass(frozen=True)
 class Preset:
     "Everything `ctt figures` needs to know about one configuration."
     name: str
@@ -58,6 +77,7 @@ class Preset:
     task_seed: int = 1                     # seed of the task generator (the corpus has its own)
     sim_batch_size: int = 32               # PAPER.md §2.1: batches of 32 for the activation similarity
     crosscoders: CrosscoderPlan = CrosscoderPlan()
+    relie: RelIEPlan | None = RelIEPlan()  # None: stop after the crosscoders
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -75,7 +95,8 @@ PRESETS = {
                    n_pairs=80, crosscoders=CrosscoderPlan(
                        dict_mult=4, harvest_tokens=64 * 512, val_tokens=4096, ce_seqs=8, k=16, k_init=64,
                        dead_tokens=20_000, train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=64 * 512,
-                                                             save_every=32, log_every=16))),
+                                                             save_every=32, log_every=16)),
+                   relie=RelIEPlan(k=(10, 30), completeness_pairs=20, exact_top=10)),
     "micro": Preset("micro", (PretrainConfig(),)),
 }
 
@@ -85,7 +106,7 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 # %% ../nbs/13_reproduce.ipynb #c010
-STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "figures")
+STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "figures")
 _CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
 
 def estimate_cost(preset: Preset) -> str:
@@ -165,6 +186,107 @@ def stats_table_markdown(df: pd.DataFrame) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
+def combine_effects(parts: Sequence[IndirectEffects], task: str) -> IndirectEffects:
+    "One task's effects from several ('subjectverb' from its four subtasks): the pair-weighted mean of 'example' IEs."
+    if any(p.settings.get("aggregation") != "example" for p in parts):
+        raise ValueError("only 'example'-aggregated effects combine exactly (a mean over pairs)")
+    n = torch.tensor([float(p.n_pairs) for p in parts])
+    w = n / n.sum()
+    return IndirectEffects(sum(wi * p.ie for wi, p in zip(w, parts)), sum(wi * p.error for wi, p in zip(w, parts)),
+                           torch.cat([p.metric_clean for p in parts], 1), torch.cat([p.metric_cf for p in parts], 1),
+                           parts[0].checkpoints, task, parts[0].settings)
+
+def _cached_effects(path: Path, compute) -> IndirectEffects:
+    if (path / "meta.json").exists(): return IndirectEffects.load(path)
+    res = compute(); res.save(path)
+    return res
+
+def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, root: Path, cc_dir: Path,
+                res: Path, out_dir: Path, progress: bool = True) -> list[Path]:
+    "IE of every L1 crosscoder on each SV task, RelIE figures, the ablation table and the completeness checks."
+    plan = preset.relie
+    tok = load_tokenizer(fam, root=root)
+    comps = comparisons(revisions)
+    models = {r: load_model(fam, r, root=root) for r in revisions}
+    label = lambda r: tokens_short(fam.revision(r).tokens)
+    def crosscoder(comp):
+        path = Path(cc_dir) / ("l1_" + "_".join(comp)) / "final"
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} is missing: run the 'crosscoders' stage first (ctt figures --force crosscoders)")
+        return CrossCoder.from_pretrained(path)
+    ies, pngs = {}, []
+    for comp in comps:
+        cc, ms = crosscoder(comp), [models[r] for r in comp]
+        parts = [_cached_effects(res / "ie" / "_".join(comp) / t, lambda: indirect_effects(
+            ms, cc, tok, tasksets[t], steps=plan.steps, threshold=plan.threshold, aggregation=plan.aggregation,
+            batch_size=plan.batch_size, progress=progress)) for t in SV_TASKS]
+        ies[comp] = dict(zip(SV_TASKS, parts)) | {"subjectverb": combine_effects(parts, "subjectverb")}
+    # the triplet: 3-D RelIE scatter, IE evolution, 3-way groups and trajectories
+    trip = comps[-1]
+    ie3, names = ies[trip]["subjectverb"].ie, [label(r) for r in trip]
+    rel = rel_ie(ie3)
+    for k in plan.k:
+        _, union = top_k_union(ie3, k)
+        df = pd.DataFrame(dict(latent=union, group=three_way_group(rel[union], tuple(names)),
+                               trajectory=trajectory(ie3[:, union])))
+        for i, n in enumerate(names): df[f"ie_{n}"] = ie3[i, union].tolist(); df[f"relie_{n}"] = rel[union, i].tolist()
+        pngs.append(save_figure(plot_relie_3d(rel[union], names, title=f"{fam.name}: RelIE of the top-{k} union "
+                                              f"({len(union)} latents), subject-verb tasks"), df, out_dir,
+                                f"relie_3d_top{k}_{fam.name}"))
+    ext = ie_extremes(ie3, 5)
+    ev = pd.DataFrame([dict(group=g, latent=j, **{f"ie_{n}": float(ie3[i, j]) for i, n in enumerate(names)})
+                       for g, js in ext.items() for j in js])
+    pngs.append(save_figure(plot_ie_evolution(ie3, names, 5, title=f"{fam.name}: IE of the top/bottom-5 latents"),
+                            ev, out_dir, f"ie_evolution_{fam.name}"))
+    # the ablation table (2-way crosscoders, per task) and RelIE vs RelDec
+    def ablations():
+        frames = []
+        for comp in comps[:-1]:
+            cc, ms, cname = crosscoder(comp), [models[r] for r in comp], " vs ".join(label(r) for r in comp)
+            for t in SV_TASKS:
+                try: fr = ablation_frame(ms, cc, tok, tasksets[t], ie=ies[comp][t], k=plan.k[0], batch_size=plan.batch_size)
+                except ValueError as e:                      # no latent above the threshold: an empty cell, said so
+                    print(f"ablation {cname} {t}: {e}"); fr = pd.DataFrame(columns=["latent", "ratio", "relie", "reldec"])
+                frames.append(fr.assign(comparison=cname, task=t))
+        return pd.concat(frames, ignore_index=True)
+    lat = _cached_csv(res / "relie" / "ablation_latents.csv", ablations, False)
+    table = pd.DataFrame([dict(comparison=c, task=t, **ablation_correlations(lat[(lat.comparison == c) & (lat.task == t)]))
+                          for c in dict.fromkeys(lat.comparison) for t in SV_TASKS])
+    atomic_write_text(out_dir / "ablation_latents.csv", lat.to_csv(index=False))
+    atomic_write_text(out_dir / "ablation_table.csv", table.to_csv(index=False))
+    atomic_write_text(out_dir / "ablation_table.md", ablation_table(table))
+    print(ablation_table(table))
+    for comp in comps[:-1]:
+        sv, cname = ies[comp]["subjectverb"].ie, " vs ".join(label(r) for r in comp)
+        live = (sv != 0).any(0)
+        ri, rd = rel_ie(sv)[live], rel_dec(crosscoder(comp))[live]
+        pngs.append(save_figure(plot_relie_vs_reldec(ri, rd, f"{fam.name} {cname}: latents with an effect"),
+                                pd.DataFrame(dict(latent=live.nonzero()[:, 0].tolist(), relie=ri.tolist(), reldec=rd.tolist())),
+                                out_dir, f"relie_vs_reldec_{'_'.join(comp)}"))
+    # checks: completeness (50 steps, no threshold) and IG against exact ablation, on the triplet
+    cc, ms = crosscoder(trip), [models[r] for r in trip]
+    def completeness():
+        rows = []
+        for t in SV_TASKS:
+            for rule in ("left", "midpoint"):
+                r = indirect_effects(ms, cc, tok, list(tasksets[t])[:plan.completeness_pairs], steps=plan.completeness_steps,
+                                     rule=rule, threshold=0, batch_size=plan.batch_size)
+                rows += [dict(task=t, rule=rule, checkpoint=n, total_effect=float(r.total_effect()[i]),
+                              sum_ie=float(r.ie[i].sum()), error=float(r.error[i]), completeness=float(r.completeness()[i]))
+                         for i, n in enumerate(names)]
+        return pd.DataFrame(rows)
+    def ig_vs_exact():
+        from scipy.stats import spearmanr
+        t = SV_TASKS[0]
+        ig = indirect_effects(ms, cc, tok, tasksets[t], steps=plan.steps, threshold=0, batch_size=plan.batch_size)
+        top = ig.ie.abs().amax(0).argsort(descending=True)[:plan.exact_top]
+        exact = ablation_effects(ms, cc, tok, tasksets[t], top.tolist(), batch_size=plan.batch_size)
+        return pd.DataFrame([dict(task=t, checkpoint=n, n_latents=len(top),
+                                  spearman=float(spearmanr(exact[i], ig.ie[i, top]).statistic)) for i, n in enumerate(names)])
+    for name, fn in (("completeness", completeness), ("ig_vs_exact", ig_vs_exact)):
+        atomic_write_text(out_dir / f"{name}.csv", _cached_csv(res / "relie" / f"{name}.csv", fn, False).to_csv(index=False))
+    return pngs
+
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True) -> list[Path]:
     "Regenerate every figure of `preset` into `out/<preset>/`; returns the PNG paths."
@@ -204,6 +326,11 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
             atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
             atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
             print(stats_table_markdown(stats))
+        if preset.crosscoders is not None and preset.relie is not None:
+            if "relie" in forced:
+                import shutil; shutil.rmtree(res / "ie", ignore_errors=True); shutil.rmtree(res / "relie", ignore_errors=True)
+            pngs += relie_stage(fam, chosen.revision.tolist(), preset, tasksets, root,
+                                run_root / "crosscoders" / fam.name, res, out_dir, progress)
     print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs
 
@@ -219,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
     b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
-    b.add_argument("names", nargs="*", default=[], help="which: crosscoder, pretrain, harvest, memory (default: all)")
+    b.add_argument("names", nargs="*", default=[], help="which: crosscoder, pretrain, harvest, memory, relie (default: all)")
     b.add_argument("--out", default="figures/bench.csv", help="CSV to write (default: figures/bench.csv)")
     b.add_argument("--quick", action="store_true", help="small shapes, seconds instead of minutes")
     s = sub.add_parser("presets", help="list the presets, or describe one")

@@ -50,6 +50,18 @@ def test_figures_micro_from_empty_cache(tmp_path):
         assert (sub[f"ev_{c}"] >= 0.8).all(), stats                   # >= 80 % explained on every checkpoint
         assert sub[f"delta_ce_{c}"].notna().all()
     assert (stats.dead_frac < 0.10).all(), stats                       # < 10 % dead latents
+    comp = pd.read_csv(out / "completeness.csv")                      # issue 4: IG with 50 steps is complete
+    left = comp[comp.rule == "left"]
+    assert len(left) == 4 * 3 and ((left.completeness - 1).abs() <= 0.05).all(), comp
+    assert ((comp[comp.rule == "midpoint"].completeness - 1).abs() <= 0.01).all(), comp
+    exact = pd.read_csv(out / "ig_vs_exact.csv")                       # IG ranks the top latents as ablation does
+    assert len(exact) == 3 and (exact.spearman >= 0.8).all(), exact
+    table = pd.read_csv(out / "ablation_table.csv")                    # the Table 7 analogue, both columns reported
+    assert len(table) == 3 * 4 and table.rho_relie.notna().sum() >= 10 and table.rho_reldec.notna().sum() >= 10, table
+    assert (out / "ablation_table.md").read_text().count("\n") == 2 + 3 + 1
+    assert len(list(out.glob("relie_vs_reldec_*.png"))) == 3          # one per 2-way comparison
+    for name in ("relie_3d_top10_micro-pythia", "relie_3d_top100_micro-pythia", "ie_evolution_micro-pythia"):
+        assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.csv").exists()
     reg = _first_crossing(acc, "regular_plural_subject_verb_agreement_1", 0.8)
     for later in ("irregular_plural_subject_verb_agreement_1", "distractor_agreement_relational_noun",
                   "distractor_agreement_relative_clause"):
