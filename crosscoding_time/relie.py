@@ -25,7 +25,7 @@ import numpy as np
 
 from .crosscoder import CrossCoder
 from .tasks import MinimalPair, _encode
-from .activations import check_models, ckpt_name
+from .activations import check_models, ckpt_name, hook_activations, _device
 from .world import atomic_dir
 
 METHODS = ("ig", "atp")                 # integrated gradients (PAPER.md §5.1); attribution patching = IG with one step
@@ -95,17 +95,10 @@ class _Batch:
     f_cf: Tensor            # [B, T, d_dict] latents of the counterfactual (zeros: zero ablation)
     res_cf: Tensor          # [n_ckpt, B, T, d_model]
 
+@torch.no_grad()
 def _acts(models, hook: str, tokens: Tensor) -> Tensor:
-    "Raw activations at `hook` of every model on `tokens`: [n_ckpt, B, T, d_model]."
-    out = []
-    for m in models:
-        store = {}
-        def keep(act, hook): store['x'] = act.detach().float()
-        with torch.no_grad(): m.run_with_hooks(tokens.to(_dev(m)), fwd_hooks=[(hook, keep)], return_type=None)
-        out.append(store['x'].cpu())
-    return torch.stack(out)
-
-def _dev(m) -> torch.device: return next(m.parameters()).device
+    "Raw activations at `hook` of every model on `tokens`: [n_ckpt, B, T, d_model] (each model run only up to the hook)."
+    return torch.stack([hook_activations(m, tokens.to(_device(m)), hook).float().cpu() for m in models])
 
 def _code(raw: CrossCoder, x: Tensor) -> tuple[Tensor, Tensor]:
     "Shared latents and per-checkpoint error of raw activations x [n_ckpt, B, T, d]."
@@ -154,7 +147,7 @@ def _metric(logits: Tensor, last: Tensor, correct: Tensor, wrong: Tensor, kind: 
 def _run_spliced(model, hook: str, raw: CrossCoder, c: int, tokens: Tensor, f: Tensor, res: Tensor) -> Tensor:
     "Logits of `model` (checkpoint c) with its hook replaced by x̂_c(f) + res, at every position."
     W, b = raw.W_dec[:, c], raw.b_dec[c]
-    dev = _dev(model)
+    dev = _device(model)
     def splice(act, hook): return (f.to(dev) @ W.to(dev) + b.to(dev) + res.to(dev)).to(act.dtype)
     return model.run_with_hooks(tokens.to(dev), fwd_hooks=[(hook, splice)])
 
@@ -328,13 +321,13 @@ def ablation_effects(
         for c, model in enumerate(models):
             W = raw.W_dec[:, c]
             base = bt.f @ W + raw.b_dec[c] + bt.res[c]                     # = the clean activations, [B, T, d]
-            clean = _metric(model.run_with_hooks(bt.tokens.to(_dev(model)), fwd_hooks=[
+            clean = _metric(model.run_with_hooks(bt.tokens.to(_device(model)), fwd_hooks=[
                 (hook, lambda act, hook: base.to(act.device, act.dtype))]), bt.last, bt.correct, bt.wrong, metric).cpu()
             rows = [(l, j) for l in range(len(lat)) for j in range(B)]
             for s in range(0, len(rows), chunk):
                 ls, js = map(torch.tensor, zip(*rows[s:s + chunk]))
                 x = base[js] - bt.f[js, :, lat[ls]].unsqueeze(-1) * W[lat[ls]][:, None, :]   # f_i = 0 at every position
-                m = _metric(model.run_with_hooks(bt.tokens[js].to(_dev(model)), fwd_hooks=[
+                m = _metric(model.run_with_hooks(bt.tokens[js].to(_device(model)), fwd_hooks=[
                     (hook, lambda act, hook: x.to(act.device, act.dtype))]), bt.last[js], bt.correct[js], bt.wrong[js], metric)
                 out[c].index_add_(0, ls, (m.cpu() - clean[js]).double())
             bar.update(B)

@@ -209,11 +209,14 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
     comps = comparisons(revisions)
     models = {r: load_model(fam, r, root=root) for r in revisions}
     label = lambda r: tokens_short(fam.revision(r).tokens)
-    def crosscoder(comp):
-        path = Path(cc_dir) / ("l1_" + "_".join(comp)) / "final"
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} is missing: run the 'crosscoders' stage first (ctt figures --force crosscoders)")
-        return CrossCoder.from_pretrained(path)
+    loaded = {}
+    def crosscoder(comp):   # each L1 crosscoder is read from disk once
+        if comp not in loaded:
+            path = Path(cc_dir) / ("l1_" + "_".join(comp)) / "final"
+            if not (path / "config.json").exists():
+                raise FileNotFoundError(f"{path} is missing: run the 'crosscoders' stage first (ctt figures --force crosscoders)")
+            loaded[comp] = CrossCoder.from_pretrained(path)
+        return loaded[comp]
     ies, pngs = {}, []
     for comp in comps:
         cc, ms = crosscoder(comp), [models[r] for r in comp]
