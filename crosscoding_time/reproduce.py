@@ -27,11 +27,17 @@ from .evaluation import rel_dec
 from .relie import (IndirectEffects, indirect_effects, ablation_effects, rel_ie, top_k_union,
                                     three_way_group, trajectory, plot_relie_3d, plot_ie_evolution, ie_extremes)
 from .ablation import ablation_frame, ablation_correlations, ablation_table, plot_relie_vs_reldec
+from .world import World
+from .activations import pretrain_config
+from .features import (labelled_corpus, latent_activations, annotate, concept_auroc, concepts,
+                                       feature_card, annotation_csv)
+from .linguistic import (annotation_table, annotation_markdown, group_tally, kind_shares,
+                                         agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root',
-           'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'combine_effects',
-           'relie_stage', 'run_figures', 'main']
+__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'Preset', 'get_preset', 'estimate_cost',
+           'pretrain_root', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
+           'combine_effects', 'relie_stage', 'features_stage', 'run_figures', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -69,6 +75,16 @@ class RelIEPlan:
     exact_top: int = 20                 # latents compared between IG and exact ablation (one task)
 
 @dataclass(frozen=True)
+class FeaturesPlan:
+    "How a preset reads, annotates and shows the latents of its L1 crosscoders (PAPER.md §8)."
+    n_seqs: int = 500                   # §8: dashboards on 500 sequences of LM data
+    seq_len: int = 64                   # the micro families' sequence length
+    seed: int = 42                      # §8: seed 42
+    k: tuple[int, ...] = (10, 100)      # top-k per checkpoint: the tables use the first, the shares each
+    agreement_top: int = 100            # a task's top latents searched for its abstract agreement latent
+    contexts: int = 6                   # top contexts per checkpoint on a card
+
+@dataclass(frozen=True)
 class Preset:
     "Everything `ctt figures` needs to know about one configuration."
     name: str
@@ -78,6 +94,7 @@ class Preset:
     sim_batch_size: int = 32               # PAPER.md §2.1: batches of 32 for the activation similarity
     crosscoders: CrosscoderPlan = CrosscoderPlan()
     relie: RelIEPlan | None = RelIEPlan()  # None: stop after the crosscoders
+    features: FeaturesPlan | None = FeaturesPlan()  # None: no annotation, cards or linguistic tables
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -96,8 +113,12 @@ PRESETS = {
                        dict_mult=4, harvest_tokens=64 * 512, val_tokens=4096, ce_seqs=8, k=16, k_init=64,
                        dead_tokens=20_000, train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=64 * 512,
                                                              save_every=32, log_every=16)),
-                   relie=RelIEPlan(k=(10, 30), completeness_pairs=20, exact_top=10)),
-    "micro": Preset("micro", (PretrainConfig(),)),
+                   relie=RelIEPlan(k=(10, 30), completeness_pairs=20, exact_top=10),
+                   features=FeaturesPlan(n_seqs=60, k=(10, 30), agreement_top=30, contexts=3)),
+    # micro-OLMo: its own seed and data order, 3x micro-Pythia's tokens (the paper's OLMo saw 10x Pythia's), so that
+    # accuracy saturates early and representations have long to keep moving (PAPER.md §2.3)
+    "micro": Preset("micro", (PretrainConfig(),
+                              PretrainConfig(family="micro-olmo", n_tokens=24_000_000, linear_every=375, seed=1))),
 }
 
 def get_preset(name: str) -> Preset:
@@ -106,7 +127,7 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 # %% ../nbs/13_reproduce.ipynb #c010
-STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "figures")
+STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "features", "figures")
 _CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
 
 def estimate_cost(preset: Preset) -> str:
@@ -253,11 +274,12 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
                 frames.append(fr.assign(comparison=cname, task=t))
         return pd.concat(frames, ignore_index=True)
     lat = _cached_csv(res / "relie" / "ablation_latents.csv", ablations, False)
+    fname = fam.name
     table = pd.DataFrame([dict(comparison=c, task=t, **ablation_correlations(lat[(lat.comparison == c) & (lat.task == t)]))
                           for c in dict.fromkeys(lat.comparison) for t in SV_TASKS])
-    atomic_write_text(out_dir / "ablation_latents.csv", lat.to_csv(index=False))
-    atomic_write_text(out_dir / "ablation_table.csv", table.to_csv(index=False))
-    atomic_write_text(out_dir / "ablation_table.md", ablation_table(table))
+    atomic_write_text(out_dir / f"ablation_latents_{fname}.csv", lat.to_csv(index=False))
+    atomic_write_text(out_dir / f"ablation_table_{fname}.csv", table.to_csv(index=False))
+    atomic_write_text(out_dir / f"ablation_table_{fname}.md", ablation_table(table))
     print(ablation_table(table))
     for comp in comps[:-1]:
         sv, cname = ies[comp]["subjectverb"].ie, " vs ".join(label(r) for r in comp)
@@ -265,7 +287,7 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
         ri, rd = rel_ie(sv)[live], rel_dec(crosscoder(comp))[live]
         pngs.append(save_figure(plot_relie_vs_reldec(ri, rd, f"{fam.name} {cname}: latents with an effect"),
                                 pd.DataFrame(dict(latent=live.nonzero()[:, 0].tolist(), relie=ri.tolist(), reldec=rd.tolist())),
-                                out_dir, f"relie_vs_reldec_{'_'.join(comp)}"))
+                                out_dir, f"relie_vs_reldec_{fname}_{'_'.join(comp)}"))
     # checks: completeness (50 steps, no threshold) and IG against exact ablation, on the triplet
     cc, ms = crosscoder(trip), [models[r] for r in trip]
     def completeness():
@@ -287,8 +309,70 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
         return pd.DataFrame([dict(task=t, checkpoint=n, n_latents=len(top),
                                   spearman=float(spearmanr(exact[i], ig.ie[i, top]).statistic)) for i, n in enumerate(names)])
     for name, fn in (("completeness", completeness), ("ig_vs_exact", ig_vs_exact)):
-        atomic_write_text(out_dir / f"{name}.csv", _cached_csv(res / "relie" / f"{name}.csv", fn, False).to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}_{fam.name}.csv", _cached_csv(res / "relie" / f"{name}.csv", fn, False).to_csv(index=False))
     return pngs
+
+def features_stage(fam, revisions: Sequence[str], preset: Preset, root: Path, cc_dir: Path, res: Path, out_dir: Path,
+                   progress: bool = True) -> pd.DataFrame:
+    "Annotate the top latents of every L1 crosscoder, write the annotation tables, CSVs and cards; return the kind shares."
+    plan = preset.features
+    tok = load_tokenizer(fam, root=root)
+    corpus = labelled_corpus(World(pretrain_config(fam.name, root).world, tok), plan.n_seqs, plan.seq_len, plan.seed)
+    agree = [c for c, (_, ag) in concepts(corpus.labels).items() if ag]
+    label = lambda r: tokens_short(fam.revision(r).tokens)
+    models = {r: load_model(fam, r, root=root) for r in revisions}
+    fdir, shares = Path(res) / "features", []
+    for comp in comparisons(revisions):
+        cname, names, trip = "_".join(comp), [label(r) for r in comp], len(comp) == 3
+        parts = [IndirectEffects.load(Path(res) / "ie" / cname / t) for t in SV_TASKS]
+        ies = dict(zip(SV_TASKS, parts)) | {"subjectverb": combine_effects(parts, "subjectverb")}
+        cc = CrossCoder.from_pretrained(Path(cc_dir) / f"l1_{cname}" / "final")
+        tag, done = f"{fam.name}_{cname}", fdir / f"{cname}.done"
+        k_shares = plan.k if trip else plan.k[:1]
+        if not done.exists():
+            need = {j for ie in ies.values() for j in top_k_union(ie.ie, max(k_shares))[1]}
+            if trip: need |= {j for t in SV_TASKS for j in ies[t].ie.abs().amax(0).argsort(descending=True)[:plan.agreement_top].tolist()}
+            acts = latent_activations([models[r] for r in comp], cc, corpus, latents=sorted(need), per_checkpoint=trip,
+                                      progress=progress)
+            ann = annotate(acts, corpus)
+            atomic_write_text(fdir / f"annotation_{cname}.csv", ann.to_csv(index=False))
+            for t in SV_TASKS:                       # the reference's annotation CSV, per task (PAPER.md §8)
+                df = annotation_csv(ies[t], cc, top_k_union(ies[t].ie, plan.k[0])[1], ann, " vs ".join(names),
+                                    f"{fam.name}/l1_{cname}")
+                atomic_write_text(fdir / "out" / "annotations" / f"latents_{tag}_{t}_topk{plan.k[0]}.csv", df.to_csv(index=False))
+            if trip:                                 # cards of the agreement latents and of the top-k union
+                auc = concept_auroc(acts, corpus)
+                auc.to_csv(fdir / f"concept_auroc_{cname}.csv")
+                al = agreement_latents({t: ies[t] for t in SV_TASKS}, auc, agree, plan.agreement_top, ann)
+                a = ann.set_index("latent")
+                al["label"], al["kind"] = a.loc[al.latent, "label"].to_numpy(), a.loc[al.latent, "kind"].to_numpy()
+                title = f"{fam.name}, L1 crosscoder {' / '.join(names)}"
+                cards = []
+                for task, j in zip(al.task, al.latent):
+                    p = fdir / "out" / "cards" / fam.name / f"{task}_latent{j}.html"
+                    feature_card(int(j), acts, corpus, cc, names, ies[task], ann, title, plan.contexts).save(p)
+                    cards.append(str(p.relative_to(fdir / "out")))
+                al["card"] = cards
+                atomic_write_text(fdir / "out" / f"agreement_latents_{fam.name}.csv", al.to_csv(index=False))
+                for j in top_k_union(ies["subjectverb"].ie, plan.k[0])[1]:
+                    feature_card(j, acts, corpus, cc, names, ies["subjectverb"], ann, title, plan.contexts).save(
+                        fdir / "out" / "cards" / fam.name / f"subjectverb_latent{j}.html")
+            atomic_write_text(done, json.dumps(dict(latents=len(need))))
+        ann = pd.read_csv(fdir / f"annotation_{cname}.csv")
+        tab = annotation_table(ies["subjectverb"], ann, names, plan.k[0])
+        tally = group_tally(tab, names)
+        kind = "3way" if trip else "2way"
+        atomic_write_text(Path(out_dir) / f"annotation_{kind}_{tag}.csv", tab.to_csv(index=False))
+        atomic_write_text(Path(out_dir) / f"annotation_{kind}_{tag}.md",
+                          f"# {fam.name}: {' / '.join(names)} (L1 crosscoder, subject-verb tasks, top-{plan.k[0]} union)\n\n"
+                          + annotation_markdown(tab, names) + "\n" + tally_markdown(tally))
+        if trip:
+            shares += [kind_shares(ies["subjectverb"], ann, names, k).assign(family=fam.name, k=k) for k in k_shares]
+    import shutil                                    # stale cards and CSVs of an earlier run must not linger
+    shutil.rmtree(Path(out_dir) / "cards" / fam.name, ignore_errors=True)
+    for old in (Path(out_dir) / "annotations").glob(f"latents_{fam.name}_*.csv"): old.unlink()
+    shutil.copytree(fdir / "out", out_dir, dirs_exist_ok=True)
+    return pd.concat(shares, ignore_index=True)
 
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True) -> list[Path]:
@@ -300,7 +384,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
-    pngs, t0 = [], time.time()
+    pngs, t0, all_stats, shares = [], time.time(), [], []
     for fcfg in preset.families:
         if "pretrain" in forced:
             import shutil; shutil.rmtree(pretrain_root(fcfg, home) / "models" / fcfg.family, ignore_errors=True)
@@ -319,21 +403,35 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         print(f"{fam.name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
         atomic_write_text(out_dir / f"selection_{fam.name}.csv", chosen.to_csv(index=False))
         pngs.append(save_figure(plot_accuracy(acc, selected=chosen.revision.tolist()), acc, out_dir, f"accuracy_{fam.name}"))
-        pngs.append(save_figure(plot_similarity(sim), sim, out_dir, f"similarity_{fam.name}"))
+        pngs.append(save_figure(plot_similarity(sim, selected=chosen.revision.tolist()), sim, out_dir, f"similarity_{fam.name}"))
         if preset.crosscoders is not None:
             if "crosscoders" in forced:
                 import shutil; shutil.rmtree(run_root / "crosscoders" / fam.name, ignore_errors=True)
             stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(
                 fam, chosen.revision.tolist(), preset.crosscoders, root, run_root / "crosscoders" / fam.name, progress),
                 "crosscoders" in forced)
-            atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
-            atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
+            all_stats.append(stats)
             print(stats_table_markdown(stats))
         if preset.crosscoders is not None and preset.relie is not None:
             if "relie" in forced:
                 import shutil; shutil.rmtree(res / "ie", ignore_errors=True); shutil.rmtree(res / "relie", ignore_errors=True)
             pngs += relie_stage(fam, chosen.revision.tolist(), preset, tasksets, root,
                                 run_root / "crosscoders" / fam.name, res, out_dir, progress)
+            if preset.features is not None:
+                if "features" in forced:
+                    import shutil; shutil.rmtree(res / "features", ignore_errors=True)
+                shares.append(features_stage(fam, chosen.revision.tolist(), preset, root, run_root / "crosscoders" / fam.name,
+                                             res, out_dir, progress))
+    if all_stats:                                    # one statistics table for every family (PAPER.md §4.3)
+        stats = pd.concat(all_stats, ignore_index=True)
+        atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
+        atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
+    if shares:                                       # token-level vs abstract among the top latents, per checkpoint
+        sh = pd.concat(shares, ignore_index=True)
+        for k in dict.fromkeys(sh.k):
+            sub = sh[sh.k == k]
+            pngs.append(save_figure(plot_kind_shares(sub, f"top-{k} latents by |IE| per checkpoint (subject-verb tasks): "
+                                                          "what the world's labels call them"), sub, out_dir, f"kind_shares_top{k}"))
     print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs
 

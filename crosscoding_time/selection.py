@@ -108,15 +108,24 @@ def similarity_matrix(df: pd.DataFrame) -> pd.DataFrame:
     order = df.drop_duplicates("revision_a").sort_values("tokens_a")["revision_a"].tolist()
     return df.pivot(index="revision_a", columns="revision_b", values="cosine").loc[order, order]
 
-def plot_similarity(df: pd.DataFrame, title: str | None = None):
-    "Lower-triangular heatmap of activation cosine similarity between checkpoints (colour scale 0-1)."
+def plot_similarity(df: pd.DataFrame, title: str | None = None, selected: Sequence[str] = ()):
+    "Lower-triangular heatmap of activation cosine similarity between checkpoints (colour scale 0-1); `selected` marked."
     import matplotlib.pyplot as plt, seaborn as sns
+    from matplotlib.patches import Rectangle
     m = similarity_matrix(df)
     labels = _tick_labels(df.drop_duplicates("revision_a").set_index("revision_a").loc[m.index, "tokens_a"])
     fig, ax = plt.subplots(figsize=(min(12, max(5, 0.3 * len(m))), min(10.5, max(4, 0.27 * len(m)))))
     sns.heatmap(m.values, mask=np.triu(np.ones_like(m.values, bool), k=1), vmin=0, vmax=1, cmap="viridis",
                 xticklabels=labels, yticklabels=labels, ax=ax, square=True, cbar_kws=dict(label="cosine"),
                 annot=len(m) <= 12, fmt=".2f", annot_kws=dict(fontsize=6))
+    pos = {r: i for i, r in enumerate(m.index)}
+    sel = [pos[r] for r in selected]
+    for i in sel:                                   # the chosen checkpoints: purple, as the paper's dashed lines
+        ax.get_xticklabels()[i].set(color="purple", fontweight="bold")
+        ax.get_yticklabels()[i].set(color="purple", fontweight="bold")
+    for a in sel:                                   # and the cells comparing two chosen checkpoints, outlined
+        for b in sel:
+            if b < a: ax.add_patch(Rectangle((b, a), 1, 1, fill=False, edgecolor="purple", lw=1.6))
     ax.set(xlabel="tokens seen", ylabel="tokens seen",
            title=title or f"{df['family'].iloc[0]}: activation similarity at {df['hook'].iloc[0]}")
     fig.tight_layout()
@@ -133,16 +142,19 @@ def save_figure(fig, df: pd.DataFrame, out_dir: Path, name: str) -> Path:
 
 # %% ../nbs/03_selection.ipynb #c019
 def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chance: float = 0.6,
-                       learned: float = 0.9, fallback: bool = False) -> pd.DataFrame:
+                       learned: float = 0.9, fallback: bool = False, plateau: float = 0.05,
+                       settled: float = 0.9) -> pd.DataFrame:
     "Four checkpoints by the paper's rule (before, jump, learned, end), with the reason for each."
     mean = acc.groupby(["revision", "tokens"], as_index=False)["accuracy"].mean().sort_values("tokens")
     worst = acc.groupby("revision")["accuracy"].min()
     revs, accs = mean["revision"].tolist(), mean["accuracy"].to_numpy()
     jump = int(np.argmax(np.diff(accs))) + 1
-    near = [i for i in range(jump) if accs[i] < chance]
-    before = near[-1] if near else 0
     after = [i for i in range(jump, len(revs)) if worst[revs[i]] >= learned]
     done = after[0] if after else len(revs) - 1
+    mid = done == jump and jump >= 2 and accs[jump - 1] >= chance   # the largest rise ends learned: take its start,
+    if mid: jump -= 1                                               # a checkpoint in the middle of the learning
+    near = [i for i in range(jump) if accs[i] < chance]
+    before = near[-1] if near else 0
     end = len(revs) - 1
     idx = [before, jump, done, end]
     if len(set(idx)) < 4 and fallback and len(revs) >= 4:   # e.g. a run too short to learn: spread over log-tokens
@@ -155,9 +167,16 @@ def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chanc
         raise ValueError(f"the curves do not separate four checkpoints (before={revs[before]}, jump={revs[jump]}, "
                          f"learned={revs[done]}, end={revs[end]}); train longer or save denser checkpoints")
     cos = (lambda a, b: float(similarity_matrix(sim).loc[a, b])) if sim is not None else (lambda a, b: float("nan"))
+    c_end, d_end = cos(revs[done], revs[end]), accs[end] - accs[done]
+    shift = ("" if np.isnan(c_end) else "; representations kept moving" if c_end < settled else "; representations settled")
     reasons = [f"mean accuracy {accs[before]:.2f}: last checkpoint near chance (< {chance})",
-               f"mean accuracy {accs[jump - 1]:.2f} -> {accs[jump]:.2f}: the largest rise between two checkpoints",
+               (f"mean accuracy {accs[jump]:.2f}: mid-rise, above chance but not learned (the largest rise, "
+                f"{accs[jump]:.2f} -> {accs[jump + 1]:.2f}, ends with every task learned)" if mid else
+                f"mean accuracy {accs[jump - 1]:.2f} -> {accs[jump]:.2f}: the largest rise between two checkpoints"),
                f"every task >= {learned} (min {worst[revs[done]]:.2f}) for the first time after the jump",
-               f"last checkpoint; activation cosine to '{revs[done]}' is {cos(revs[done], revs[end]):.2f}"]
+               f"last checkpoint; mean accuracy {d_end:+.2f} since '{revs[done]}' "
+               f"({'a plateau' if abs(d_end) < plateau else 'still changing'}), activation cosine to it {c_end:.2f}{shift}"]
     return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx],
-                             tokens=mean["tokens"].to_numpy()[idx], mean_accuracy=accs[idx], reason=reasons))
+                             tokens=mean["tokens"].to_numpy()[idx], mean_accuracy=accs[idx],
+                             cosine_to_previous=[float("nan")] + [cos(revs[a], revs[b]) for a, b in zip(idx, idx[1:])],
+                             reason=reasons))
