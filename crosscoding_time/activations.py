@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from jaxtyping import Float, Int
 
-from .world import World, WorldConfig, Grammar, doc_text, EOT, atomic_write, atomic_write_text
+from .world import World, WorldConfig, Grammar, grammar_for, world_config_from_dict, doc_text, EOT, atomic_write, atomic_write_text
 from .checkpoints import (Family, PretrainConfig, MicroModelConfig, ctt_home, get_family,
                                           load_model, load_tokenizer, default_hook, fingerprint, micro_dir)
 
@@ -96,7 +96,7 @@ def pretrain_config(
         raise FileNotFoundError(f"{path} does not exist: {family!r} was not pretrained by `pretrain_micro` under this root, "
                                 f"so its world (the text to harvest on) is unknown")
     c = json.loads(path.read_text())['config']
-    world = WorldConfig(**{**c['world'], 'sentences_per_doc': tuple(c['world']['sentences_per_doc'])})
+    world = world_config_from_dict(c['world'])   # the English or the multilingual world
     return PretrainConfig(**{**c, 'model': MicroModelConfig(**c['model']), 'world': world})
 
 def world_documents(
@@ -104,7 +104,7 @@ def world_documents(
     seed: int,  # grammar seed
 ) -> Iterator[list[int]]:  # token ids of one document, ended by EOT
     "The documents of `world.corpus(seed=seed)`, one by one and without end."
-    g, eot = Grammar(world.config, seed=seed), world.tokenizer.convert_tokens_to_ids(EOT)
+    g, eot = grammar_for(world.config, seed=seed), world.tokenizer.convert_tokens_to_ids(EOT)
     while True:
         texts = [doc_text(g.document())[0] for _ in range(256)]  # 256 per tokenizer call, as `generate_corpus`
         for ids in world.tokenizer(texts, add_special_tokens=False)['input_ids']: yield ids + [eot]

@@ -561,7 +561,7 @@ from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 import numpy as np
 import torch
-from .world import World, WorldConfig, atomic_write, atomic_write_text, atomic_dir
+from .world import World, WorldConfig, MultiWorldConfig, atomic_write, atomic_write_text, atomic_dir
 
 # %% ../nbs/02_checkpoints.ipynb #c092
 @dataclass(frozen=True)
@@ -578,7 +578,7 @@ class PretrainConfig:
     "How a micro family is pretrained; defaults are the `micro` preset."
     family: str = "micro-pythia"
     model: MicroModelConfig = MicroModelConfig()
-    world: WorldConfig = WorldConfig()
+    world: WorldConfig | MultiWorldConfig = WorldConfig()  # the English world, or the multilingual one (micro-bloom)
     vocab_size: int = 1024          # small enough that plural suffixes stay separate pieces (DESIGN.md)
     n_tokens: int = 8_000_000       # DESIGN.md prototype 2: a staged story over 8M tokens
     batch_size: int = 32            # sequences per step (DESIGN.md prototype: 32 x 64)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -31,13 +32,22 @@ from .world import World
 from .activations import pretrain_config
 from .features import (labelled_corpus, latent_activations, annotate, concept_auroc, concepts,
                                        feature_card, annotation_csv)
+from .world import MultiWorldConfig, with_language
+from .tasks import score_tasks
+from .crosscoder import CrossCoderConfig
+from .relie import top_k
+from .multilingual import (multiblimp_tasks, parse_task, task_name, with_lang_columns, plot_accuracy_multilingual,
+                                           overlap_frame, overlap_summary, plot_overlap, plot_overlap_trend, language_profile,
+                                           scope_shares, plot_scope_shares, hindi_overlap, factorial_effects, plot_factorial_grid)
+from tqdm.auto import tqdm
 from .linguistic import (annotation_table, annotation_markdown, group_tally, kind_shares,
                                          agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'Preset', 'get_preset', 'estimate_cost',
-           'pretrain_root', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
-           'combine_effects', 'relie_stage', 'features_stage', 'run_figures', 'main']
+__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset',
+           'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets', 'comparisons', 'crosscoder_stats',
+           'stats_table_markdown', 'combine_effects', 'relie_stage', 'features_stage', 'run_figures',
+           'multilingual_stage', 'factorial_stage', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -85,6 +95,42 @@ class FeaturesPlan:
     contexts: int = 6                   # top contexts per checkpoint on a card
 
 @dataclass(frozen=True)
+class FactorialPlan:
+    "The share x richness experiment: one language's share and agreement richness crossed, several seeds per cell."
+    lang: str = "hin"                                   # the language whose knobs are turned (PAPER.md §7.3's puzzle)
+    shares: tuple[float, ...] = (0.02, 0.25)            # its share before normalisation: ROOTS's (PAPER.md §3.5), high
+    richness: tuple[str, ...] = ("rich", "english")     # its own agreement, English's (world.RICHNESS)
+    seeds: tuple[int, ...] = (0, 1, 2)                  # model init and data order per cell
+    model: MicroModelConfig = MicroModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256)
+    n_tokens: int = 1_000_000                           # pretraining tokens per run
+    linear_every: int = 64
+    harvest_tokens: int = 131_072                       # crosscoder training rows per checkpoint
+    dict_mult: int = 8
+    train: TrainConfig = TrainConfig(lr=2e-3, batch_size=1024, n_tokens=131_072, save_every=64, log_every=32)
+    n_pairs: int = 100                                  # pairs per language and phenomenon
+    phenomena: tuple[str, ...] = ("SV-#", "SV-P")       # the phenomena every cell has (SV-G needs rich agreement)
+    k: tuple[int, ...] = (10, 100)
+    threshold: float = 0.0  # departure from §5.1's 0.1: the outcome must exist in every cell, also where Hindi is barely
+                            # learned and no latent would pass 0.1 (an empty top-k would read as "no sharing")
+
+    def variants(self, base: PretrainConfig) -> list[dict]:
+        "Every run: its cell (share, richness), seed and pretraining config."
+        return [dict(share=s, richness=r, seed=seed, config=replace(
+                    base, model=self.model, n_tokens=self.n_tokens, linear_every=self.linear_every, seed=seed,
+                    world=with_language(base.world, self.lang, share=s, richness=r)))
+                for s in self.shares for r in self.richness for seed in self.seeds]
+
+@dataclass(frozen=True)
+class MultilingualPlan:
+    "The multilingual chapter (PAPER.md §2.2, §6.3, §7.3) on micro-BLOOM, and the share x richness experiment."
+    family: PretrainConfig = PretrainConfig(family="micro-bloom", world=MultiWorldConfig(), vocab_size=2048,
+                                            n_tokens=4_000_000, seed=2)   # own seed and data order
+    n_pairs: int = 100                  # §5.1: MultiBLiMP's per-language sets have 100 (SV-#, SV-G) and 290 (SV-P)
+    k: tuple[int, ...] = (10, 100)      # §7.3: top-10 and top-100 overlap heatmaps
+    profile_seqs: int = 600             # §8: BLOOM's dashboards read a uniform 600-sequence multilingual set
+    factorial: FactorialPlan | None = FactorialPlan()
+
+@dataclass(frozen=True)
 class Preset:
     "Everything `ctt figures` needs to know about one configuration."
     name: str
@@ -95,6 +141,7 @@ class Preset:
     crosscoders: CrosscoderPlan = CrosscoderPlan()
     relie: RelIEPlan | None = RelIEPlan()  # None: stop after the crosscoders
     features: FeaturesPlan | None = FeaturesPlan()  # None: no annotation, cards or linguistic tables
+    multilingual: MultilingualPlan | None = None    # micro-BLOOM and the share x richness experiment
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -104,6 +151,12 @@ class Preset:
             lines.append(f"  {f.family}: {m.n_layers}L d={m.d_model}, {f.n_tokens/1e6:g}M tokens, "
                          f"batch {f.batch_size}x{f.seq_len}, checkpoints every {f.linear_every} steps after the log-spaced ones")
         lines.append(f"  tasks: {len(TASKS)} x {self.n_pairs} pairs")
+        if self.multilingual:
+            f, fp = self.multilingual.family, self.multilingual.factorial
+            lines.append(f"  {f.family}: {f.model.n_layers}L d={f.model.d_model}, {f.n_tokens/1e6:g}M tokens of "
+                         f"{', '.join(f.world.langs)}; MultiBLiMP-style tasks x {self.multilingual.n_pairs} pairs")
+            if fp: lines.append(f"  share x richness ({fp.lang}): {len(fp.variants(f))} runs, {fp.model.n_layers}L "
+                                f"d={fp.model.d_model}, {fp.n_tokens/1e6:g}M tokens each")
         return "\n".join(lines)
 
 _TINY_MODEL = MicroModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256)
@@ -114,11 +167,19 @@ PRESETS = {
                        dead_tokens=20_000, train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=64 * 512,
                                                              save_every=32, log_every=16)),
                    relie=RelIEPlan(k=(10, 30), completeness_pairs=20, exact_top=10),
-                   features=FeaturesPlan(n_seqs=60, k=(10, 30), agreement_top=30, contexts=3)),
+                   features=FeaturesPlan(n_seqs=60, k=(10, 30), agreement_top=30, contexts=3),
+                   multilingual=MultilingualPlan(
+                       family=PretrainConfig(family="micro-bloom", model=_TINY_MODEL, world=MultiWorldConfig(), vocab_size=2048,
+                                             n_tokens=400_000, linear_every=64, warmup_steps=30, seed=2),
+                       n_pairs=40, k=(10, 30), profile_seqs=60, factorial=FactorialPlan(
+                           seeds=(0, 1), model=MicroModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=128), n_tokens=100_000,
+                           linear_every=16, harvest_tokens=8192, dict_mult=4, n_pairs=30, k=(10,),
+                           train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=8192, save_every=8, log_every=8)))),
     # micro-OLMo: its own seed and data order, 3x micro-Pythia's tokens (the paper's OLMo saw 10x Pythia's), so that
     # accuracy saturates early and representations have long to keep moving (PAPER.md §2.3)
     "micro": Preset("micro", (PretrainConfig(),
-                              PretrainConfig(family="micro-olmo", n_tokens=24_000_000, linear_every=375, seed=1))),
+                              PretrainConfig(family="micro-olmo", n_tokens=24_000_000, linear_every=375, seed=1)),
+                    multilingual=MultilingualPlan()),
 }
 
 def get_preset(name: str) -> Preset:
@@ -127,7 +188,7 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 # %% ../nbs/13_reproduce.ipynb #c010
-STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "features", "figures")
+STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "features", "multilingual", "figures")
 _CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
 
 def estimate_cost(preset: Preset) -> str:
@@ -140,6 +201,16 @@ def estimate_cost(preset: Preset) -> str:
         lines.append(f"{f.family}: pretrain {f.n_tokens/1e6:g}M tokens on {n/1e6:.2f}M params "
                      f"(~{6 * n * f.n_tokens / _CPU_FLOPS / 60:.1f} min on a 2-core CPU), {n_ckpt} checkpoints, "
                      f"then {n_ckpt} x {len(TASKS)} x {preset.n_pairs} pairs scored")
+    if preset.multilingual is not None:
+        f, fp = preset.multilingual.family, preset.multilingual.factorial
+        n = sum(p.numel() for p in build_micro_model(f.family, f.model, f.vocab_size, 0).parameters())
+        lines.append(f"{f.family}: pretrain {f.n_tokens/1e6:g}M tokens on {n/1e6:.2f}M params "
+                     f"(~{6 * n * f.n_tokens / _CPU_FLOPS / 60:.1f} min), {len(checkpoint_steps(f.total_steps, f.linear_every))} checkpoints")
+        if fp:
+            m = sum(p.numel() for p in build_micro_model(f.family, fp.model, f.vocab_size, 0).parameters())
+            runs = len(fp.variants(f))
+            lines.append(f"share x richness: {runs} runs x {fp.n_tokens/1e6:g}M tokens on {m/1e6:.2f}M params "
+                         f"(~{runs * 6 * m * fp.n_tokens / _CPU_FLOPS / 60:.1f} min)")
     return "\n".join(lines)
 
 def pretrain_root(cfg: PretrainConfig, home: Path) -> Path:
@@ -384,7 +455,9 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
-    pngs, t0, all_stats, shares = [], time.time(), [], []
+    pngs, t0, all_stats, shares, ml_stats = [], time.time(), [], [], None
+    if preset.multilingual is not None:              # micro-BLOOM (PAPER.md §7.3) and the share x richness experiment
+        pngs, ml_stats = multilingual_stage(preset, home, run_root, out_dir, forced, progress)
     for fcfg in preset.families:
         if "pretrain" in forced:
             import shutil; shutil.rmtree(pretrain_root(fcfg, home) / "models" / fcfg.family, ignore_errors=True)
@@ -422,6 +495,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
                     import shutil; shutil.rmtree(res / "features", ignore_errors=True)
                 shares.append(features_stage(fam, chosen.revision.tolist(), preset, root, run_root / "crosscoders" / fam.name,
                                              res, out_dir, progress))
+    if ml_stats is not None: all_stats.append(ml_stats)   # micro-BLOOM's rows last, as the paper's table
     if all_stats:                                    # one statistics table for every family (PAPER.md §4.3)
         stats = pd.concat(all_stats, ignore_index=True)
         atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
@@ -433,6 +507,142 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
             pngs.append(save_figure(plot_kind_shares(sub, f"top-{k} latents by |IE| per checkpoint (subject-verb tasks): "
                                                           "what the world's labels call them"), sub, out_dir, f"kind_shares_top{k}"))
     print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
+    return pngs
+
+# %% ../nbs/13_reproduce.ipynb #0ece164b
+def _multilingual_effects(models, cc, tok, tasks: dict, plan: RelIEPlan, cache: Path, threshold: float | None = None,
+                          progress: bool = False) -> dict[str, IndirectEffects]:
+    "IE of every latent on each task, cached per task."
+    th = plan.threshold if threshold is None else threshold
+    return {t: _cached_effects(cache / t, lambda ts=ts: indirect_effects(models, cc, tok, ts, steps=plan.steps, threshold=th,
+                                                                        aggregation=plan.aggregation, batch_size=plan.batch_size,
+                                                                        progress=progress))
+            for t, ts in tasks.items()}
+
+def _by_phenomenon(ies: dict[str, IndirectEffects]) -> dict[str, dict[str, IndirectEffects]]:
+    "{phenomenon: {lang: effects}} from {multiblimp_{lang}_{phenomenon}: effects}."
+    out: dict = {}
+    for t, ie in ies.items():
+        lang, ph = parse_task(t); out.setdefault(ph, {})[lang] = ie
+    return out
+
+def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, forced: set,
+                       progress: bool = True) -> tuple[list[Path], pd.DataFrame | None]:
+    "micro-BLOOM end to end (PAPER.md §7.3); returns the figures and the crosscoder statistics rows."
+    import shutil
+    plan, rplan = preset.multilingual, preset.relie
+    fcfg = plan.family
+    root = pretrain_root(fcfg, home)
+    if "pretrain" in forced: shutil.rmtree(root / "models" / fcfg.family, ignore_errors=True)
+    pretrain_micro(fcfg, root=root, progress=progress)
+    fam = micro_family(fcfg.family, root)
+    tok = load_tokenizer(fam, root=root)
+    tasks = multiblimp_tasks(fcfg.world, tok, plan.n_pairs, preset.task_seed)
+    res, name, pngs = run_root / "results" / fam.name, fam.name, []
+    if "multilingual" in forced:                     # its own results; the earlier stages' caches go by their own flags
+        shutil.rmtree(res / "ie", ignore_errors=True); (res / "language_profile.csv").unlink(missing_ok=True)
+        shutil.rmtree(run_root / "factorial", ignore_errors=True)
+    acc = _cached_csv(res / "accuracy.csv", lambda: accuracy_curves(fam, tasks, method="next_token", root=root,
+                                                                    progress=progress), "accuracy" in forced)
+    sentences = [p.clean_prefix + p.clean_answer for ts in tasks.values() for p in ts]
+    sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
+        fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
+    chosen = select_checkpoints(acc, sim, fallback=True)
+    revs = chosen.revision.tolist()
+    print(f"{name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
+    atomic_write_text(out_dir / f"selection_{name}.csv", chosen.to_csv(index=False))
+    pngs.append(save_figure(plot_accuracy_multilingual(acc, selected=revs), with_lang_columns(acc), out_dir, f"accuracy_{name}"))
+    pngs.append(save_figure(plot_similarity(sim, selected=revs), sim, out_dir, f"similarity_{name}"))
+    cc_dir = run_root / "crosscoders" / fam.name
+    if "crosscoders" in forced: shutil.rmtree(cc_dir, ignore_errors=True)
+    stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(fam, revs, preset.crosscoders, root, cc_dir,
+                                                                               progress), "crosscoders" in forced)
+    if rplan is None: return pngs, stats
+    trip = comparisons(revs)[-1]
+    names = [tokens_short(fam.revision(r).tokens) for r in trip]
+    cc = CrossCoder.from_pretrained(cc_dir / ("l1_" + "_".join(trip)) / "final")
+    models = [load_model(fam, r, root=root) for r in trip]
+    ies = _multilingual_effects(models, cc, tok, tasks, rplan, res / "ie" / "_".join(trip), progress=progress)
+    by_ph = _by_phenomenon(ies)
+    summaries = []
+    for ph, per_lang in by_ph.items():
+        for k in plan.k:
+            ov = overlap_frame(per_lang, k).assign(phenomenon=ph)
+            ov["checkpoint"] = [names[p] for p in ov.position]
+            tag = ph.replace("#", "num")
+            pngs.append(save_figure(plot_overlap(ov, f"{name} {ph}: shared top-k |IE| latents"), ov, out_dir,
+                                    f"overlap_{tag}_top{k}_{name}"))
+            summaries.append(overlap_summary(ov).assign(phenomenon=ph, k=k))
+    summary = pd.concat(summaries, ignore_index=True)
+    pngs.append(save_figure(plot_overlap_trend(summary, f"{name}: mean top-k overlap with the other languages"),
+                            summary, out_dir, f"overlap_trend_{name}"))
+    # where the top latents fire: a uniform mix of the languages, as the paper's dashboard set (PAPER.md §8)
+    top = {(ph, lang, c): top_k(ie.ie, plan.k[0])[c] for ph, pl in by_ph.items() for lang, ie in pl.items() for c in range(3)}
+    union = sorted({j for v in top.values() for j in v})
+    def profile():
+        even = replace(fcfg.world, shares=(1.0,) * len(fcfg.world.langs))
+        corpus = labelled_corpus(World(even, tok), plan.profile_seqs, preset.features.seq_len if preset.features else 64)
+        return language_profile(latent_activations(models, cc, corpus, latents=union, per_checkpoint=False,
+                                                   progress=progress), corpus)
+    prof = _cached_csv(res / "language_profile.csv", profile, False).set_index("latent")
+    scope = pd.DataFrame([dict(phenomenon=ph, checkpoint=names[c], position=c, lang=lang, latent=j, scope=prof.loc[j, "scope"],
+                               languages=prof.loc[j, "languages"]) for (ph, lang, c), js in top.items() for j in js])
+    atomic_write_text(out_dir / f"language_profile_{name}.csv", prof.reset_index().to_csv(index=False))
+    shares = scope_shares(scope)
+    pngs.append(save_figure(plot_scope_shares(shares, f"{name}: where the top-{plan.k[0]} latents of each language fire"),
+                            shares, out_dir, f"language_scope_{name}"))
+    atomic_write_text(out_dir / f"language_scope_latents_{name}.csv", scope.to_csv(index=False))
+    if plan.factorial is not None: pngs += factorial_stage(preset, home, run_root, out_dir, forced, progress)
+    return pngs, stats
+
+def factorial_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, forced: set = frozenset(),
+                    progress: bool = True) -> list[Path]:
+    "The share x richness experiment: per run, Hindi's top-k overlap with the other languages at the last checkpoint."
+    plan, fp, rplan = preset.multilingual, preset.multilingual.factorial, preset.relie
+    runs = fp.variants(plan.family)
+    print(f"share x richness: {len(runs)} micro-BLOOM runs of {fp.n_tokens/1e6:g}M tokens "
+          f"({len(fp.shares)} shares x {len(fp.richness)} richness x {len(fp.seeds)} seeds)")
+    rows = []
+    for run in tqdm(runs, desc="share x richness", disable=not progress):
+        cfg = run["config"]
+        key = run_root / "factorial" / fingerprint((cfg, fp))
+        if "pretrain" in forced:
+            import shutil; shutil.rmtree(pretrain_root(cfg, home) / "models" / cfg.family, ignore_errors=True)
+        if not (key / "outcome.csv").exists():
+            root = pretrain_root(cfg, home)
+            pretrain_micro(cfg, root=root, progress=False)
+            fam = micro_family(cfg.family, root)
+            tok = load_tokenizer(fam, root=root)
+            tasks = multiblimp_tasks(cfg.world, tok, fp.n_pairs, preset.task_seed, phenomena=fp.phenomena)
+            revs = [fam.names[len(fam.names) // 2], fam.names[-1]]          # the middle and the last checkpoint
+            src = ActivationCache.build(HarvestConfig.micro(fam.name, revs, n_tokens=fp.harvest_tokens), root=root, progress=False)
+            cc = train_crosscoder(CrossCoderConfig(n_ckpt=2, d_model=fam.d_model, d_dict=fp.dict_mult * fam.d_model, seed=run["seed"]),
+                                  src, fp.train, key / "crosscoder", progress=False)
+            models = [load_model(fam, r, root=root) for r in revs]
+            ies = _multilingual_effects(models, cc, tok, tasks, rplan, key / "ie", threshold=fp.threshold)
+            acc = score_tasks(models[-1], tok, tasks, method="next_token").set_index("task").accuracy
+            out = []
+            for ph, per_lang in _by_phenomenon(ies).items():
+                for k in fp.k:
+                    out.append(dict(phenomenon=ph, k=k, overlap=hindi_overlap(per_lang, k, -1, fp.lang),
+                                    accuracy=float(acc[task_name(fp.lang, ph)]),
+                                    others_accuracy=float(np.mean([acc[task_name(l, ph)] for l in per_lang if l != fp.lang]))))
+            atomic_write_text(key / "outcome.csv", pd.DataFrame(out).to_csv(index=False))
+        share_label = {s: ("low" if s == min(fp.shares) else "high") + f" ({s:g})" for s in fp.shares}
+        rows.append(pd.read_csv(key / "outcome.csv").assign(share=share_label[run["share"]], richness=run["richness"],
+                                                            seed=run["seed"], share_frac=run["config"].world.share(fp.lang)))
+    df = pd.concat(rows, ignore_index=True)
+    atomic_write_text(out_dir / "factorial_runs.csv", df.to_csv(index=False))
+    eff = pd.concat([factorial_effects(g).assign(phenomenon=ph, k=k) for (ph, k), g in df.groupby(["phenomenon", "k"], sort=False)]
+                    + [factorial_effects(g, "accuracy").assign(phenomenon=ph, k="accuracy")
+                       for ph, g in df[df.k == fp.k[0]].groupby("phenomenon", sort=False)], ignore_index=True)
+    atomic_write_text(out_dir / "factorial_effects.csv", eff.to_csv(index=False))
+    pngs = []
+    for k in fp.k:
+        sub = df[df.k == k]
+        pngs.append(save_figure(plot_factorial_grid(sub, f"Hindi's mean top-{k} |IE| overlap with the other languages, last "
+                                                         f"checkpoint ({len(fp.seeds)} seeds per cell)"), sub, out_dir,
+                                f"factorial_overlap_top{k}"))
     return pngs
 
 # %% ../nbs/13_reproduce.ipynb #c013

@@ -414,6 +414,12 @@ def _tsv_rows(path: Path, expected: Iterable[str]) -> Iterator[tuple[str, dict]]
         if missing: raise ValueError(f"{path}, line 1: header lacks column(s) {missing}; expected columns {list(expected)}")
         for row in reader: yield f"{path}, line {reader.line_num}", row
 
+def _check_lang(lang: str) -> None:
+    "A MultiBLiMP language must be an ISO 639-3 code; anything else is named with what was expected."
+    if not (len(lang) == 3 and lang.isascii() and lang.isalpha() and lang.islower()):
+        raise ValueError(f"unknown language code {lang!r}: MultiBLiMP names languages by ISO 639-3 codes such as "
+                         "'eng', 'fra', 'hin' (the paper's six: eng, fra, spa, por, arb, hin)")
+
 def _multiblimp_pair(row: dict, where: str, n: int, tokenizer, lang: str) -> MinimalPair | tuple:
     "One MultiBLiMP row through the word rule (PAPER.md §6.3)."
     _require(row, MULTIBLIMP_FIELDS, where, MULTIBLIMP_FIELDS)
@@ -428,6 +434,8 @@ def load_multiblimp(source, # a MultiBLiMP data.tsv (in a folder named by langua
                     lang: str | None = None, # ISO 639-3 code ("eng", "fra"); None: from the hub spec or the file's folder
                    ) -> TaskSet:
     "Load MultiBLiMP pairs of one language as a `TaskSet` named `multiblimp_{lang}`."
+    if isinstance(source, str) and source.startswith('hub:'): _check_lang(lang or source.removeprefix('hub:'))
+    elif lang is not None: _check_lang(lang)
     if isinstance(source, str) and source.startswith('hub:'):
         from datasets import load_dataset  # imported here: only this path needs the hub
         lang = lang or source.removeprefix('hub:')

@@ -6,17 +6,20 @@
 from __future__ import annotations
 import json, math, os, random, tempfile
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['POS_TAGS', 'NUMBERS', 'FLAGS', 'TASKS', 'SV_TASKS', 'EOT', 'LABEL_DTYPE', 'regular_plural', 'Noun', 'WorldConfig',
-           'lexicon_nouns', 'Word', 'sentence_text', 'Grammar', 'make_task', 'closed_class_words', 'train_tokenizer',
-           'lemma_vocab', 'doc_text', 'label_tokens', 'flag', 'generate_corpus', 'atomic_write', 'atomic_write_text',
-           'atomic_dir', 'World']
+__all__ = ['POS_TAGS', 'NUMBERS', 'FLAGS', 'TASKS', 'SV_TASKS', 'EOT', 'BLOOM_SPLIT', 'LABEL_DTYPE', 'LANG_CODES', 'LANGS',
+           'ROOTS_SHARES', 'PHENOMENA', 'RICHNESS', 'regular_plural', 'Noun', 'WorldConfig', 'lexicon_nouns', 'Word',
+           'sentence_text', 'Grammar', 'make_task', 'closed_class_words', 'train_tokenizer', 'lemma_vocab', 'doc_text',
+           'label_tokens', 'flag', 'generate_corpus', 'atomic_write', 'atomic_write_text', 'atomic_dir', 'World',
+           'MultiWorldConfig', 'with_language', 'verb_forms', 'marks_gender', 'MultiGrammar', 'grammar_for',
+           'world_config_from_dict', 'phenomena_of', 'make_multiblimp', 'multilingual_closed_class',
+           'multilingual_tokenizer']
 
 # %% ../nbs/00_world.ipynb #c006
 _REGULAR = """
@@ -189,14 +192,16 @@ class Word:
     agree: bool = False
     human: bool = False
     lemma: str = ""        # the lemma of nouns and verbs (for token- and lemma-level labels)
+    lang: str = "eng"      # MultiBLiMP language code (the multilingual world's `LANGS`)
 
 def _punct(t: str) -> Word: return Word(t, "PUNCT")
+_ATTACHED = ".,!?।"   # punctuation written without a space before it (। is the Hindi full stop)
 
 def sentence_text(words: Sequence[Word]) -> str:
     "Join words with spaces, punctuation attached, first letter capitalised."
     out = ""
     for w in words:
-        out += w.text if (w.pos == "PUNCT" and w.text in ".,!?") or not out else " " + w.text
+        out += w.text if (w.pos == "PUNCT" and w.text in _ATTACHED) or not out else " " + w.text
     return out[:1].upper() + out[1:]
 
 # %% ../nbs/00_world.ipynb #c018
@@ -410,13 +415,17 @@ def closed_class_words() -> list[str]:
                   {"himself", "herself", "themselves", "itself", "that", "of", "and"} |
                   set(_DET_SG + _DET_PL + _DET_NEUTRAL + _PREPOSITIONS))
 
+BLOOM_SPLIT = r" ?[^(\s|[.,!?…。，、।۔،])]+"   # BLOOM's pre-tokenizer pattern (bigscience/bloom tokenizer.json)
+
 def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024, whole_words: Sequence[str] = (),
-                    boost: int = 1000):
-    "Train a byte-level BPE on `texts` (plus `boost` extra counts of each of `whole_words`)."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
+                    boost: int = 1000, split: str | None = None):
+    "Train a byte-level BPE on `texts` (plus `boost` extra counts of each of `whole_words`); `split`: a pre-split regex."
+    from tokenizers import Tokenizer, Regex, models, trainers, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # GPT-2's regex (the default) cuts a Devanagari word at every vowel sign; BLOOM splits on spaces and punctuation only
+    tok.pre_tokenizer = (pre_tokenizers.ByteLevel(add_prefix_space=False) if split is None else pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(split), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]))
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -426,7 +435,8 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 1024, whole_words: S
                                    pad_token=EOT, model_max_length=2048)
 
 # %% ../nbs/00_world.ipynb #c028
-LABEL_DTYPE = np.dtype([("pos", "u1"), ("number", "u1"), ("flags", "u1"), ("lemma", "u2")])
+LABEL_DTYPE = np.dtype([("pos", "u1"), ("number", "u1"), ("flags", "u1"), ("lemma", "u2"), ("lang", "u1")])
+LANG_CODES = ("", "eng", "fra", "spa", "por", "arb", "hin")   # a token's `lang` label indexes this ("" = end of text)
 
 def lemma_vocab() -> list[str]:
     "Every noun and verb lemma; a token's `lemma` label indexes this list (0 = no lemma)."
@@ -443,7 +453,7 @@ def doc_text(doc: list[list[Word]]) -> tuple[str, list[Word], np.ndarray]:
     for s in doc:
         if text: text += " "
         for i, w in enumerate(s):
-            if i and not (w.pos == "PUNCT" and w.text in ".,!?"): text += " "
+            if i and not (w.pos == "PUNCT" and w.text in _ATTACHED): text += " "
             spans.append((len(text), len(text) + len(w.text))); words.append(w)
             text += w.text[:1].upper() + w.text[1:] if i == 0 else w.text
     return text, words, np.array(spans).reshape(-1, 2)
@@ -463,7 +473,7 @@ def label_tokens(words: list[Word], spans: np.ndarray, offsets: Sequence[tuple[i
         if multi and s <= ws: fl |= fp
         if multi and e >= we and s > ws: fl |= lp
         lem = w.lemma if w.pos == "NOUN" else f"v:{w.lemma}" if w.pos in ("VERB", "AUX") and w.lemma else ""
-        labels[t] = (POS_TAGS.index(w.pos), NUMBERS.index(w.number), fl, lemma_index.get(lem, 0))
+        labels[t] = (POS_TAGS.index(w.pos), NUMBERS.index(w.number), fl, lemma_index.get(lem, 0), LANG_CODES.index(w.lang))
     return labels
 
 def flag(labels: np.ndarray, name: str) -> np.ndarray:
@@ -474,7 +484,7 @@ def generate_corpus(tokenizer, n_tokens: int, config: WorldConfig = WorldConfig(
                     labels: bool = True, progress: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     "A token stream of at least `n_tokens` (documents ended by EOT) and, if asked, its label rows."
     from tqdm.auto import tqdm
-    g = Grammar(config, seed=seed)
+    g = grammar_for(config, seed=seed)
     eot, lemma_index = tokenizer.convert_tokens_to_ids(EOT), {l: i for i, l in enumerate(lemma_vocab())}
     ids, labs, n = [], [], 0
     bar = tqdm(total=n_tokens, desc="corpus", unit="tok", disable=not progress)
@@ -530,7 +540,8 @@ class World:
 
     @classmethod
     def build(cls, config: WorldConfig = WorldConfig(), vocab_size: int = 1024, n_sentences: int = 60_000):
-        "Train the tokenizer on `n_sentences` of the world's text."
+        "Train the tokenizer on `n_sentences` of the world's text (English, or the multilingual `MultiWorldConfig`)."
+        if isinstance(config, MultiWorldConfig): return cls(config, multilingual_tokenizer(config, vocab_size, n_sentences))
         g = Grammar(config, seed=config.seed + 7919)   # a text sample of its own, not the pretraining stream
         texts = [sentence_text(g.sentence()) for _ in range(n_sentences)]
         return cls(config, train_tokenizer(texts, vocab_size, closed_class_words()))
@@ -548,9 +559,8 @@ class World:
         path = Path(path)
         if not (path / "world_config.json").exists():
             raise FileNotFoundError(f"no micro world at {path}: build one with World.build(...).save({str(path)!r})")
-        cfg = json.loads((path / "world_config.json").read_text())
-        cfg["sentences_per_doc"] = tuple(cfg["sentences_per_doc"])
-        return cls(WorldConfig(**cfg), PreTrainedTokenizerFast.from_pretrained(path))
+        cfg = world_config_from_dict(json.loads((path / "world_config.json").read_text()))
+        return cls(cfg, PreTrainedTokenizerFast.from_pretrained(path))
 
     def corpus(self, n_tokens: int, seed: int | None = None, labels: bool = True, progress: bool = False):
         "Token ids and labels of a fresh stream of this world's text."
@@ -563,3 +573,327 @@ class World:
     def pieces(self, word: str) -> list[str]:
         "How the tokenizer splits ` word` (with its leading space)."
         return [self.tokenizer.decode([i]) for i in self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]]
+
+# %% ../nbs/00_world.ipynb #e116cfda
+LANGS = ("eng", "fra", "spa", "por", "arb", "hin")  # MultiBLiMP's codes for BLOOM's top-10 languages (PAPER.md §6.3)
+ROOTS_SHARES = {"eng": 0.35, "fra": 0.15, "spa": 0.13, "por": 0.06, "arb": 0.05, "hin": 0.02}  # PAPER.md §3.5
+PHENOMENA = ("SV-#", "SV-G", "SV-P")  # MultiBLiMP: subject-verb agreement in number, gender, person (PAPER.md §6.3)
+RICHNESS = ("rich", "english")       # the language's own agreement, or English's (3sg vs the rest, no gender)
+
+@dataclass(frozen=True)
+class MultiWorldConfig:
+    "Knobs of the multilingual micro world: which languages, in which shares, with how rich an agreement system."
+    seed: int = 0
+    langs: tuple[str, ...] = LANGS
+    shares: tuple[float, ...] | None = None    # corpus share per language of `langs`; None: ROOTS_SHARES (§3.5)
+    richness: tuple[str, ...] | None = None    # 'rich' or 'english' per language; None: every language 'rich'
+    pronoun_share: float = 0.35                # subjects that are personal pronouns (what SV-P tests)
+    object_share: float = 0.5                  # sentences with a direct object
+    attractor_share: float = 0.15              # noun subjects followed by 'with' + a noun of the other number
+    zipf_exponent: float = 1.0                 # noun frequencies, as the English world
+    sentences_per_doc: tuple[int, int] = (3, 9)
+
+    def __post_init__(self):
+        for f in ("langs", "shares", "richness", "sentences_per_doc"):
+            v = getattr(self, f)
+            if v is not None: object.__setattr__(self, f, tuple(v))   # lists from JSON: the same fingerprint
+        bad = [l for l in self.langs if l not in LANGS]
+        if bad: raise ValueError(f"unknown language(s) {bad}; the micro world has {list(LANGS)}")
+        if len(set(self.langs)) != len(self.langs): raise ValueError(f"languages listed twice: {list(self.langs)}")
+        for f, want in (("shares", "a share"), ("richness", "'rich' or 'english'")):
+            v = getattr(self, f)
+            if v is not None and len(v) != len(self.langs):
+                raise ValueError(f"{f} has {len(v)} entries for {len(self.langs)} languages {list(self.langs)}: one {want} each")
+        if self.shares is not None and (min(self.shares) < 0 or sum(self.shares) <= 0):
+            raise ValueError(f"shares must be >= 0 and not all zero, got {self.shares}")
+        bad = [r for r in self.richness or () if r not in RICHNESS]
+        if bad: raise ValueError(f"unknown richness {bad}; expected one of {list(RICHNESS)}")
+
+    def share(self, lang: str) -> float:
+        "The corpus share of `lang` (normalised)."
+        raw = self.shares or tuple(ROOTS_SHARES[l] for l in self.langs)
+        return raw[self._index(lang)] / sum(raw)
+
+    def rich(self, lang: str) -> str:
+        "The agreement system of `lang`: 'rich' or 'english'."
+        return "rich" if self.richness is None else self.richness[self._index(lang)]
+
+    def _index(self, lang: str) -> int:
+        if lang not in self.langs: raise ValueError(f"language {lang!r} is not in this world; it has {list(self.langs)}")
+        return self.langs.index(lang)
+
+def with_language(config: MultiWorldConfig, lang: str, share: float | None = None, richness: str | None = None) -> MultiWorldConfig:
+    "`config` with one language's share (before normalisation) and/or richness changed."
+    shares = list(config.shares or (ROOTS_SHARES[l] for l in config.langs))
+    rich = list(config.richness or ("rich",) * len(config.langs))
+    i = config._index(lang)
+    if share is not None: shares[i] = share
+    if richness is not None: rich[i] = richness
+    return replace(config, shares=tuple(shares), richness=tuple(rich))
+
+# %% ../nbs/00_world.ipynb #1bdccae7
+def _nouns(spec: str) -> list[Noun]:
+    "Parse 'sg/pl/g/h ...' lexicon lines (pl '-' = same as sg, g m|f|-, h 1 for human)."
+    out = []
+    for item in spec.split():
+        sg, pl, g, h = item.split("/")
+        out.append(Noun(sg, sg if pl == "-" else pl, "regular", human=h == "1", gender=None if g == "-" else g))
+    return out
+
+_ML_SUBJECTS = {
+    "eng": "boy/boys/m/1 girl/girls/f/1 man/men/m/1 woman/women/f/1 king/kings/m/1 queen/queens/f/1 "
+           "neighbor/neighbors/-/1 doctor/doctors/-/1 soldier/soldiers/-/1 musician/musicians/-/1 teacher/teachers/-/1 "
+           "brother/brothers/m/1 sister/sisters/f/1 child/children/-/1 dog/dogs/-/0 cat/cats/-/0 horse/horses/-/0 "
+           "wolf/wolves/-/0 rabbit/rabbits/-/0 sheep/-/-/0",
+    "fra": "garçon/garçons/m/1 fille/filles/f/1 roi/rois/m/1 reine/reines/f/1 voisin/voisins/m/1 voisine/voisines/f/1 "
+           "médecin/médecins/m/1 soldat/soldats/m/1 musicien/musiciens/m/1 musicienne/musiciennes/f/1 "
+           "chanteur/chanteurs/m/1 chanteuse/chanteuses/f/1 cousin/cousins/m/1 cousine/cousines/f/1 "
+           "directeur/directeurs/m/1 directrice/directrices/f/1 chien/chiens/m/0 chat/chats/m/0 cheval/chevaux/m/0 "
+           "loup/loups/m/0 lapin/lapins/m/0 vache/vaches/f/0 poule/poules/f/0 souris/-/f/0",
+    "spa": "niño/niños/m/1 niña/niñas/f/1 hombre/hombres/m/1 mujer/mujeres/f/1 rey/reyes/m/1 reina/reinas/f/1 "
+           "vecino/vecinos/m/1 vecina/vecinas/f/1 médico/médicos/m/1 médica/médicas/f/1 soldado/soldados/m/1 "
+           "músico/músicos/m/1 primo/primos/m/1 prima/primas/f/1 profesor/profesores/m/1 profesora/profesoras/f/1 "
+           "hermano/hermanos/m/1 hermana/hermanas/f/1 perro/perros/m/0 gato/gatos/m/0 caballo/caballos/m/0 "
+           "lobo/lobos/m/0 conejo/conejos/m/0 vaca/vacas/f/0 gallina/gallinas/f/0",
+    "por": "menino/meninos/m/1 menina/meninas/f/1 homem/homens/m/1 mulher/mulheres/f/1 rei/reis/m/1 rainha/rainhas/f/1 "
+           "vizinho/vizinhos/m/1 vizinha/vizinhas/f/1 médico/médicos/m/1 médica/médicas/f/1 soldado/soldados/m/1 "
+           "músico/músicos/m/1 primo/primos/m/1 prima/primas/f/1 professor/professores/m/1 professora/professoras/f/1 "
+           "irmão/irmãos/m/1 irmã/irmãs/f/1 cão/cães/m/0 gato/gatos/m/0 cavalo/cavalos/m/0 lobo/lobos/m/0 "
+           "coelho/coelhos/m/0 vaca/vacas/f/0 galinha/galinhas/f/0",
+    "arb": "الولد/الأولاد/m/1 الرجل/الرجال/m/1 الطالب/الطلاب/m/1 المعلم/المعلمون/m/1 الطبيب/الأطباء/m/1 "
+           "الملك/الملوك/m/1 الجندي/الجنود/m/1 الصديق/الأصدقاء/m/1 الكاتب/الكتاب/m/1 الفلاح/الفلاحون/m/1 "
+           "الأخ/الإخوة/m/1 البنت/البنات/f/1 المرأة/النساء/f/1 الطالبة/الطالبات/f/1 المعلمة/المعلمات/f/1 "
+           "الطبيبة/الطبيبات/f/1 الملكة/الملكات/f/1 الأم/الأمهات/f/1 الأخت/الأخوات/f/1 الكاتبة/الكاتبات/f/1",
+    "hin": "लड़का/लड़के/m/1 बच्चा/बच्चे/m/1 बेटा/बेटे/m/1 कुत्ता/कुत्ते/m/0 घोड़ा/घोड़े/m/0 आदमी/-/m/1 किसान/-/m/1 "
+           "दोस्त/-/m/1 शिक्षक/-/m/1 सैनिक/-/m/1 राजा/-/m/1 छात्र/-/m/1 लड़की/लड़कियाँ/f/1 बेटी/बेटियाँ/f/1 "
+           "रानी/रानियाँ/f/1 बिल्ली/बिल्लियाँ/f/0 औरत/औरतें/f/1 बहन/बहनें/f/1 गाय/गायें/f/0 "
+           "शिक्षिका/शिक्षिकाएँ/f/1 छात्रा/छात्राएँ/f/1 माँ/माँएँ/f/1",
+}
+_ML_OBJECTS = {  # inanimate direct objects: Spanish needs no personal 'a', Hindi no 'को'
+    "eng": "book/books/-/0 letter/letters/-/0 table/tables/-/0 door/doors/-/0 window/windows/-/0 song/songs/-/0 "
+           "house/houses/-/0 car/cars/-/0 apple/apples/-/0 cake/cakes/-/0",
+    "fra": "livre/livres/m/0 lettre/lettres/f/0 table/tables/f/0 porte/portes/f/0 fenêtre/fenêtres/f/0 "
+           "chanson/chansons/f/0 maison/maisons/f/0 voiture/voitures/f/0 pomme/pommes/f/0 gâteau/gâteaux/m/0",
+    "spa": "libro/libros/m/0 carta/cartas/f/0 mesa/mesas/f/0 puerta/puertas/f/0 ventana/ventanas/f/0 "
+           "canción/canciones/f/0 casa/casas/f/0 coche/coches/m/0 manzana/manzanas/f/0 pastel/pasteles/m/0",
+    "por": "livro/livros/m/0 carta/cartas/f/0 mesa/mesas/f/0 porta/portas/f/0 janela/janelas/f/0 "
+           "canção/canções/f/0 casa/casas/f/0 carro/carros/m/0 maçã/maçãs/f/0 bolo/bolos/m/0",
+    "arb": "الكتاب/-/m/0 الرسالة/-/f/0 الماء/-/m/0 القهوة/-/f/0 الطعام/-/m/0 الدرس/-/m/0 البيت/-/m/0 القصة/-/f/0",
+    "hin": "किताब/-/f/0 चिट्ठी/-/f/0 गाना/-/m/0 खाना/-/m/0 पानी/-/m/0 फल/-/m/0 कहानी/-/f/0 अख़बार/-/m/0",
+}
+_ML_VERBS = {  # (transitive, intransitive); English by base form, Romance by infinitive, Arabic by imperfect stem
+    "eng": ("watch find carry keep help push pull wash hide need like visit", "talk sing dance work walk play"),
+    "fra": ("regarder chercher trouver porter garder laver cacher pousser tirer donner", "parler chanter danser travailler marcher jouer"),
+    "spa": ("mirar buscar llevar cuidar tomar ayudar escuchar comprar pintar lavar guardar", "hablar cantar bailar trabajar caminar"),
+    "por": ("olhar procurar levar cuidar tomar ajudar escutar comprar pintar lavar guardar", "falar cantar dançar trabalhar caminhar"),
+    "arb": ("كتب درس شرب فهم سمع رسم طبخ حمل عرف فتح غسل", "جلس ذهب ضحك عمل لعب"),
+    "hin": ("पढ़ लिख देख खा सुन बना ढूँढ बेच ख़रीद समझ", "सो हँस दौड़ खेल चल रो"),
+}
+# personal pronouns: (person, number, gender or None) -> form
+_ML_PRONOUNS = {
+    "eng": {(1, "sg", None): "I", (2, "sg", None): "you", (3, "sg", "m"): "he", (3, "sg", "f"): "she",
+            (1, "pl", None): "we", (3, "pl", None): "they"},
+    "fra": {(1, "sg", None): "je", (2, "sg", None): "tu", (3, "sg", "m"): "il", (3, "sg", "f"): "elle",
+            (1, "pl", None): "nous", (2, "pl", None): "vous", (3, "pl", "m"): "ils", (3, "pl", "f"): "elles"},
+    "spa": {(1, "sg", None): "yo", (2, "sg", None): "tú", (3, "sg", "m"): "él", (3, "sg", "f"): "ella",
+            (1, "pl", "m"): "nosotros", (1, "pl", "f"): "nosotras", (2, "pl", "m"): "vosotros",
+            (2, "pl", "f"): "vosotras", (3, "pl", "m"): "ellos", (3, "pl", "f"): "ellas"},
+    "por": {(1, "sg", None): "eu", (2, "sg", None): "tu", (3, "sg", "m"): "ele", (3, "sg", "f"): "ela",
+            (1, "pl", None): "nós", (2, "pl", None): "vós", (3, "pl", "m"): "eles", (3, "pl", "f"): "elas"},
+    "arb": {(1, "sg", None): "أنا", (2, "sg", "m"): "أنت", (3, "sg", "m"): "هو", (3, "sg", "f"): "هي",
+            (1, "pl", None): "نحن", (2, "pl", "m"): "أنتم", (2, "pl", "f"): "أنتن", (3, "pl", "m"): "هم",
+            (3, "pl", "f"): "هن"},
+    "hin": {(1, "sg", None): "मैं", (2, "pl", None): "तुम", (3, "sg", None): "वह", (1, "pl", None): "हम",
+            (3, "pl", None): "वे"},   # तुम agrees as a plural (तुम पढ़ते हो)
+}
+_ML_DETS = {"eng": {"sg": "the", "pl": "the"}, "fra": {"msg": "le", "fsg": "la", "pl": "les"},
+            "spa": {"msg": "el", "fsg": "la", "mpl": "los", "fpl": "las"},
+            "por": {"msg": "o", "fsg": "a", "mpl": "os", "fpl": "as"}}  # Arabic nouns carry ال; Hindi has no article
+_ML_WITH = {"eng": "with", "fra": "avec", "spa": "con", "por": "com", "arb": "مع"}   # the attractor's preposition
+_ML_STOP = {"hin": "।"}   # the danda; the others end with '.'
+
+# %% ../nbs/00_world.ipynb #a8de336f
+def _romance(lang: str, verb: str, person: int, number: str) -> str:
+    endings = {"fra": ("e", "es", "e", "ons", "ez", "ent"), "spa": ("o", "as", "a", "amos", "áis", "an"),
+               "por": ("o", "as", "a", "amos", "ais", "am")}[lang]
+    return verb[:-2] + endings[person - 1 + (3 if number == "pl" else 0)]
+
+def _arabic(stem: str, person: int, number: str, gender: str) -> str:
+    f = gender == "f"
+    if number == "sg":
+        return {1: "أ" + stem, 2: "ت" + stem + ("ين" if f else ""), 3: ("ت" if f else "ي") + stem}[person]
+    return {1: "ن" + stem, 2: "ت" + stem + ("ن" if f else "ون"), 3: "ي" + stem + ("ن" if f else "ون")}[person]
+
+def _hindi(stem: str, person: int, number: str, gender: str) -> list[str]:
+    part = stem + ("ती" if gender == "f" else "ता" if number == "sg" and person != 2 else "ते")
+    aux = "हो" if person == 2 else ("हूँ" if person == 1 else "है") if number == "sg" else "हैं"
+    return [part, aux]
+
+def verb_forms(lang: str, verb: str, person: int, number: str, gender: str | None = None, richness: str = "rich") -> list[str]:
+    "The words of `verb` agreeing with a subject of this person, number and gender."
+    if lang not in LANGS: raise ValueError(f"unknown language {lang!r}; the micro world has {list(LANGS)}")
+    if richness not in RICHNESS: raise ValueError(f"unknown richness {richness!r}; expected one of {list(RICHNESS)}")
+    if richness == "english" or lang == "eng":
+        person, number, gender = (3, "sg", "m") if (person, number) == (3, "sg") else (3, "pl", "m")
+        if lang == "eng": return [regular_plural(verb) if number == "sg" else verb]
+    gender = gender or "m"
+    if lang in ("fra", "spa", "por"): return [_romance(lang, verb, person, number)]
+    if lang == "arb": return [_arabic(verb, person, number, gender)]
+    return _hindi(verb, person, number, gender)
+
+def marks_gender(lang: str, richness: str = "rich") -> bool:
+    "Whether the verb of `lang` agrees in gender (SV-G exists) under `richness`."
+    return richness == "rich" and lang in ("arb", "hin")
+
+# %% ../nbs/00_world.ipynb #154a46ec
+class MultiGrammar:
+    "A seeded sampler of labelled sentences in the languages of a `MultiWorldConfig`."
+    def __init__(self, config: MultiWorldConfig = MultiWorldConfig(), seed: int | None = None):
+        self.config = config
+        self.rng = random.Random(config.seed if seed is None else seed)
+        self.subjects = {l: _nouns(_ML_SUBJECTS[l]) for l in config.langs}
+        self.objects = {l: _nouns(_ML_OBJECTS[l]) for l in config.langs}
+        self.verbs = {l: tuple(s.split() for s in _ML_VERBS[l]) for l in config.langs}
+        order = random.Random(config.seed)                  # which noun is frequent: fixed by the world's seed
+        self.weights = {}
+        for l, ns in self.subjects.items():
+            ranks = list(range(len(ns))); order.shuffle(ranks)
+            self.weights[l] = [1 / (r + 2) ** config.zipf_exponent for r in ranks]
+        self.lang_weights = [config.share(l) for l in config.langs]
+
+    def noun_phrase(self, lang: str, n: Noun, number: str, **labels) -> list[Word]:
+        "Determiner (where the language has one) and noun, labelled."
+        w = Word(n.form(number), "NOUN", number, human=n.human, lang=lang, **labels)
+        dets = _ML_DETS.get(lang)
+        if not dets: return [w]
+        det = dets.get(number) or dets[(n.gender or "m") + number]
+        return [Word(det, "DET", number, lang=lang), w]
+
+    def subject(self, lang: str, pronoun: bool, number: str, noun: Noun | None = None, person: int = 3,
+                gender: str | None = None, attractor: bool = False) -> tuple[list[Word], int, str, str | None]:
+        "Subject words and the (person, number, gender) the verb agrees with."
+        if pronoun:
+            table = _ML_PRONOUNS[lang]
+            key = (person, number, gender) if (person, number, gender) in table else (person, number, None)
+            if key not in table: raise ValueError(f"{lang} has no pronoun for person {person} {number} {gender}")
+            return [Word(table[key], "PRON", number, subj_head=True, human=True, lang=lang)], person, number, gender
+        words = self.noun_phrase(lang, noun, number, subj_head=True)
+        if attractor and lang in _ML_WITH:
+            other = "pl" if number == "sg" else "sg"
+            a = self.rng.choice([m for m in self.subjects[lang] if m.sg != m.pl])
+            words += [Word(_ML_WITH[lang], "PREP", lang=lang)] + self.noun_phrase(lang, a, other, attractor=True)
+        return words, 3, number, noun.gender
+
+    def clause(self, lang: str, subj: list[Word], person: int, number: str, gender: str | None, verb: str,
+               obj: list[Word], richness: str | None = None) -> list[Word]:
+        "Subject, agreeing verb and object in the language's order, ended by its full stop."
+        forms = verb_forms(lang, verb, person, number, gender, richness or self.config.rich(lang))
+        return _assemble(lang, subj, obj, [Word(f, "VERB" if i == 0 else "AUX", number, agree=True, lang=lang)
+                                           for i, f in enumerate(forms)])
+
+    def sentence(self, lang: str | None = None) -> list[Word]:
+        "A labelled sentence in `lang` (default: drawn by the shares)."
+        r, c = self.rng, self.config
+        lang = lang or r.choices(c.langs, self.lang_weights)[0]
+        if r.random() < c.pronoun_share:
+            person, number, gender = r.choice(list(_ML_PRONOUNS[lang]))
+            subj, person, number, gender = self.subject(lang, True, number, person=person, gender=gender or r.choice("mf"))
+        else:
+            noun = r.choices(self.subjects[lang], self.weights[lang])[0]
+            subj, person, number, gender = self.subject(lang, False, r.choice(("sg", "pl")), noun,
+                                                        attractor=r.random() < c.attractor_share)
+        trans = r.random() < c.object_share
+        verb = r.choice(self.verbs[lang][0 if trans else 1])
+        obj = self.noun_phrase(lang, r.choice(self.objects[lang]), r.choice(("sg", "pl"))) if trans else []
+        return self.clause(lang, subj, person, number, gender, verb, obj)
+
+    def document(self) -> list[list[Word]]:
+        "A run of sentences in one language (drawn by the shares), as a web document is."
+        lang = self.rng.choices(self.config.langs, self.lang_weights)[0]
+        lo, hi = self.config.sentences_per_doc
+        return [self.sentence(lang) for _ in range(self.rng.randint(lo, hi))]
+
+def _assemble(lang: str, subj: list[Word], obj: list[Word], verb: list[Word]) -> list[Word]:
+    "Subject, verb and object in the language's word order (Hindi SOV, the others SVO), then its full stop."
+    body = subj + obj + verb if lang == "hin" else subj + verb + obj
+    return body + [Word(_ML_STOP.get(lang, "."), "PUNCT", lang=lang)]
+
+def grammar_for(config, seed: int | None = None):
+    "The sampler of a world configuration: `Grammar` for English, `MultiGrammar` for the multilingual world."
+    return MultiGrammar(config, seed) if isinstance(config, MultiWorldConfig) else Grammar(config, seed)
+
+def world_config_from_dict(d: dict):
+    "A world configuration read back from JSON (`World.save`, pretraining manifests)."
+    return MultiWorldConfig(**d) if "langs" in d else WorldConfig(**{**d, "sentences_per_doc": tuple(d["sentences_per_doc"])})
+
+# %% ../nbs/00_world.ipynb #08b9cfb8
+def phenomena_of(lang: str, richness: str = "rich") -> tuple[str, ...]:
+    "The MultiBLiMP phenomena `lang` has in the micro world under `richness`."
+    return ("SV-#", "SV-G", "SV-P") if marks_gender(lang, richness) else ("SV-#", "SV-P")
+
+_FEATURE = {"SV-#": lambda p, n, g: n.upper(), "SV-G": lambda p, n, g: {"m": "MASC", "f": "FEM"}[g],
+            "SV-P": lambda p, n, g: str(p)}
+
+def make_multiblimp(lang: str, phenomenon: str, n_pairs: int = 100, seed: int = 0,
+                    config: MultiWorldConfig = MultiWorldConfig()) -> list[dict]:
+    "`n_pairs` MultiBLiMP-format rows of one language and phenomenon, in mirrored couples."
+    if lang not in LANGS: raise ValueError(f"unknown language {lang!r}; the micro world has {list(LANGS)}")
+    if phenomenon not in PHENOMENA: raise ValueError(f"unknown phenomenon {phenomenon!r}; MultiBLiMP has {list(PHENOMENA)}")
+    rich = config.rich(lang)
+    if phenomenon not in phenomena_of(lang, rich):
+        raise ValueError(f"{lang} ({rich} agreement) has no {phenomenon}: its verb does not mark "
+                         f"{'gender' if phenomenon == 'SV-G' else phenomenon}; it has {list(phenomena_of(lang, rich))}")
+    g = MultiGrammar(replace(config, attractor_share=0.0), seed=seed * 1000 + 100 * LANGS.index(lang) + PHENOMENA.index(phenomenon))
+    r, rows = g.rng, []
+    subjects = [n for n in g.subjects[lang] if n.sg != n.pl]
+    while len(rows) < n_pairs:
+        trans = r.random() < 0.5
+        verb = r.choice(g.verbs[lang][0 if trans else 1])
+        obj = g.noun_phrase(lang, r.choice(g.objects[lang]), r.choice(("sg", "pl"))) if trans else []
+        if phenomenon == "SV-#":
+            n = r.choice(subjects)
+            frames = [g.subject(lang, False, num, n) for num in ("sg", "pl")]
+        elif phenomenon == "SV-G":
+            num = r.choice(("sg", "pl"))
+            frames = [g.subject(lang, False, num, r.choice([n for n in subjects if n.gender == gd and n.human]))
+                      for gd in ("m", "f")]
+        else:
+            keys = list(_ML_PRONOUNS[lang]); a = r.choice(keys)
+            ga = a[2] or r.choice("mf")
+            fa = verb_forms(lang, verb, a[0], a[1], ga, rich)
+            others = [k for k in keys if k[0] != a[0] and verb_forms(lang, verb, k[0], k[1], k[2] or ga, rich) != fa]
+            if not others: continue
+            same = [k for k in others if k[1] == a[1]]
+            b = r.choice(same or others)
+            frames = [g.subject(lang, True, k[1], person=k[0], gender=k[2] or ga) for k in (a, b)]
+        (sa, pa, na, ga), (sb, pb, nb, gb) = frames
+        good_a, good_b = (verb_forms(lang, verb, p, n, gd, rich) for _, p, n, gd in frames)
+        if good_a == good_b: continue
+        for subj, feats, good, bad in ((sa, (pa, na, ga), good_a, good_b), (sb, (pb, nb, gb), good_b, good_a)):
+            sen, wrong = (sentence_text(_assemble(lang, subj, obj, [Word(f, "VERB", lang=lang) for f in forms]))
+                          for forms in (good, bad))
+            other = (pb, nb, gb) if feats == (pa, na, ga) else (pa, na, ga)
+            rows.append(dict(sen=sen, wrong_sen=wrong, phenomenon=phenomenon, lang=lang, verb=" ".join(good),
+                             wrong_verb=" ".join(bad), grammatical_feature=_FEATURE[phenomenon](*feats),
+                             ungrammatical_feature=_FEATURE[phenomenon](*other), pairID=str(len(rows))))
+    return rows[:n_pairs]
+
+# %% ../nbs/00_world.ipynb #75425bcf
+def multilingual_closed_class(config: MultiWorldConfig) -> list[str]:
+    "Every agreeing verb form (all persons, numbers, genders), pronoun, determiner and preposition of the world's languages."
+    words = set()
+    for lang in config.langs:
+        for verb in " ".join(_ML_VERBS[lang]).split():
+            for p in (1, 2, 3):
+                for n in ("sg", "pl"):
+                    for gd in ("m", "f"): words.update(verb_forms(lang, verb, p, n, gd))
+        words.update(_ML_PRONOUNS[lang].values()); words.update(_ML_DETS.get(lang, {}).values())
+        if lang in _ML_WITH: words.add(_ML_WITH[lang])
+    return sorted(words)
+
+def multilingual_tokenizer(config: MultiWorldConfig, vocab_size: int = 2048, n_sentences: int = 60_000):
+    "The world's BPE, trained on an equal, rich-agreement mix of its languages (the same for every share and richness)."
+    even = replace(config, shares=(1.0,) * len(config.langs), richness=None)
+    g = MultiGrammar(even, seed=config.seed + 7919)
+    texts = [sentence_text(g.sentence()) for _ in range(n_sentences)]
+    return train_tokenizer(texts, vocab_size, multilingual_closed_class(config), split=BLOOM_SPLIT)

@@ -28,7 +28,7 @@ def _first_crossing(acc: pd.DataFrame, task: str, level: float) -> int:
 
 @pytest.mark.slow
 def test_figures_micro_from_empty_cache(tmp_path):
-    "`ctt figures` (the micro preset) from an empty cache: issues 2-5 on micro-Pythia and micro-OLMo."
+    "`ctt figures` (the micro preset) from an empty cache: issues 2-5 on micro-Pythia and micro-OLMo, issue 6 on micro-BLOOM."
     r = ctt("figures", "--out", str(tmp_path / "figures"), home=tmp_path / "home")
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "figures" / "micro"
@@ -49,7 +49,7 @@ def test_figures_micro_from_empty_cache(tmp_path):
         assert sel.role.tolist() == ["before", "jump", "learned", "end"] and sel.reason.str.len().gt(20).all()
     acc = pd.read_csv(out / "accuracy_micro-pythia.csv")
     stats = pd.read_csv(out / "crosscoder_stats.csv")                # issue 3: the statistics table
-    assert len(stats) == 8 * 2 and set(stats.kind) == {"l1", "batchtopk"} and set(stats.family) == set(families)
+    assert len(stats) == 8 * 3 and set(stats.kind) == {"l1", "batchtopk"} and set(stats.family) == {*families, "micro-bloom"}
     for c in ("A", "B", "C"):
         sub = stats[stats[f"ev_{c}"].notna()]
         assert (sub[f"ev_{c}"] >= 0.8).all(), stats                   # >= 80 % explained on every checkpoint
@@ -75,6 +75,9 @@ def test_figures_micro_from_empty_cache(tmp_path):
         assert len(list((out / "annotations").glob(f"latents_{fam}_*.csv"))) == 4 * 4
         al = pd.read_csv(out / f"agreement_latents_{fam}.csv")
         assert len(al) == 4 and all((out / c).stat().st_size > 2000 for c in al.card)
+    agree = pd.concat([pd.read_csv(out / f"agreement_latents_{fam}.csv") for fam in families])   # issue 5: per task, an
+    best = agree[agree.kind == "abstract"].groupby("task").auroc.max()                           # abstract agreement
+    assert len(best) == 4 and (best >= 0.9).all(), agree                                          # latent, AUROC >= 0.9
     sh = pd.read_csv(out / "kind_shares_top10.csv")
     assert set(sh.family) == set(families) and len(sh) == 2 * 3 * 3
     assert (out / "kind_shares_top10.png").stat().st_size > 5000 and (out / "kind_shares_top100.png").exists()
@@ -82,3 +85,24 @@ def test_figures_micro_from_empty_cache(tmp_path):
     for later in ("irregular_plural_subject_verb_agreement_1", "distractor_agreement_relational_noun",
                   "distractor_agreement_relative_clause"):
         assert reg < _first_crossing(acc, later, 0.8), (later, acc.pivot(index="tokens", columns="task", values="accuracy"))
+
+    # issue 6: micro-BLOOM's accuracy per language and phenomenon, the overlap heatmaps per checkpoint, where the top
+    # latents fire, and the share x richness experiment with its seeds
+    acc_b = pd.read_csv(out / "accuracy_micro-bloom.csv")
+    assert set(acc_b.lang) == {"eng", "fra", "spa", "por", "arb", "hin"} and set(acc_b.phenomenon) == {"SV-#", "SV-G", "SV-P"}
+    assert acc_b[acc_b.tokens == acc_b.tokens.min()].accuracy.between(0.3, 0.7).all()
+    for ph in ("SV-num", "SV-G", "SV-P"):
+        for k in (10, 100):
+            ov = pd.read_csv(out / f"overlap_{ph}_top{k}_micro-bloom.csv")
+            assert ov.position.nunique() == 3 and (out / f"overlap_{ph}_top{k}_micro-bloom.png").stat().st_size > 5000
+    trend = pd.read_csv(out / "overlap_trend_micro-bloom.csv")
+    assert set(trend.lang) == set(acc_b.lang)
+    scope = pd.read_csv(out / "language_scope_micro-bloom.csv")
+    assert ((scope.groupby(["phenomenon", "position"]).share.sum() - 1).abs() < 1e-9).all()
+    runs = pd.read_csv(out / "factorial_runs.csv")
+    assert len(runs) == 4 * 3 * 2 * 2 and runs.groupby(["share", "richness"]).seed.nunique().eq(3).all()
+    eff = pd.read_csv(out / "factorial_effects.csv")
+    assert eff.estimate.notna().all() and (out / "factorial_overlap_top10.png").stat().st_size > 5000
+    stats = pd.read_csv(out / "crosscoder_stats.csv")
+    bloom = stats[stats.family == "micro-bloom"]
+    assert len(bloom) == 8, bloom                                    # EV >= 0.8 is asserted above for every family
