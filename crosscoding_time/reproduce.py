@@ -21,7 +21,7 @@ from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
 from .training import TrainConfig, train_crosscoder
 from .evaluation import sparsity_stats, splice_ce
-from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity,
+from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity, similarity_matrix,
                                         save_figure, select_checkpoints, tokens_short)
 from .crosscoder import CrossCoder
 from .evaluation import rel_dec
@@ -33,6 +33,8 @@ from .activations import pretrain_config
 from .features import (labelled_corpus, latent_activations, annotate, concept_auroc, concepts,
                                        feature_card, annotation_csv)
 from .world import MultiWorldConfig, with_language
+from .checkpoints import (twin_config, default_hook, get_family, PAPER_GRIDS, PAPER_CHECKPOINTS,
+                                          PAPER_TRIPLETS, checkpoint_steps, build_micro_model)
 from .tasks import score_tasks
 from .crosscoder import CrossCoderConfig
 from .relie import top_k
@@ -44,10 +46,11 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
                                          agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset',
-           'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets', 'comparisons', 'crosscoder_stats',
-           'stats_table_markdown', 'combine_effects', 'relie_stage', 'features_stage', 'run_figures',
-           'multilingual_stage', 'factorial_stage', 'main']
+__all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan',
+           'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets',
+           'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'combine_effects', 'relie_stage',
+           'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report', 'Accelerator',
+           'PaperPreset', 'plan_cost', 'format_plan', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -506,7 +509,8 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
             sub = sh[sh.k == k]
             pngs.append(save_figure(plot_kind_shares(sub, f"top-{k} latents by |IE| per checkpoint (subject-verb tasks): "
                                                           "what the world's labels call them"), sub, out_dir, f"kind_shares_top{k}"))
-    print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
+    write_report(preset, out_dir)
+    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs
 
 # %% ../nbs/13_reproduce.ipynb #0ece164b
@@ -645,15 +649,292 @@ def factorial_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, f
                                 f"factorial_overlap_top{k}"))
     return pngs
 
+# %% ../nbs/13_reproduce.ipynb #bbd3690c
+_PAPER_SAYS = {
+    "accuracy": "Pythia: ~0.5 at 128M; at 1B the distractor tasks dip (relational noun ~0.24, relative clause ~0.17) while "
+                "the plural tasks reach ~0.7-0.8; ~0.9 by 4B, then a plateau. OLMo: ~0.35-0.6 at 2-4B, ~0.67-0.96 at 33B, "
+                "then a noisy plateau (PAPER.md §2.3).",
+    "similarity": "Pythia: 4B vs 286B only ~0.3 similar; OLMo keeps moving after its accuracy plateau (33B vs 3048B "
+                  "~0.5-0.6); BLOOM: 550M vs the rest ~0.1-0.2, 55B onward ~0.8-0.95 (PAPER.md §2.3).",
+    "stats": "Every crosscoder reconstructs well, early checkpoints too; ΔCE is largest for the latest checkpoint "
+             "(Pythia 286B: 0.48-0.54); L1 dead latents 0-425 of 16,384 (PAPER.md §4.3).",
+    "relie": "Pythia's triplet: most top latents are specific to one checkpoint or shared by two; none is 1B-specific "
+             "and none is shared by all three (PAPER.md §7.1).",
+    "ablation": "RelIE tracks the ablation ratio better than RelDec: mean Spearman 0.945 vs 0.787 (Pythia), "
+                "0.952 vs 0.843 (OLMo) (PAPER.md §7.4).",
+    "kinds": "Pythia moves from token and sub-word detectors to plural-noun, nominalisation and preposition detectors "
+             "by 286B (PAPER.md §7.1).",
+    "ml_accuracy": "BLOOM on MultiBLiMP: 0.49-0.92 at 550M, mostly 0.7-0.97 by 6B, then flat (PAPER.md §2.3).",
+    "overlap": "Overlap of the top latents rises with training; Hindi and Arabic share few latents with the other "
+               "languages even at 341B (top-10 SV-#: Hindi 1-2, the Latin-script languages up to 7) (PAPER.md §7.3).",
+    "scope": "At 6B most BLOOM detectors are language-specific or punctuation; shared cross-lingual ones emerge by "
+             "341B; Hindi's top latents are all Hindi-only (PAPER.md §7.3, §8).",
+    "factorial": "Not in the paper: it could not tell whether richer agreement or scarce data keeps Hindi and Arabic "
+                 "apart (PAPER.md §7.3).",
+}
+
+def _read(out_dir: Path, name: str) -> pd.DataFrame | None:
+    p = Path(out_dir) / name
+    return pd.read_csv(p) if p.exists() else None
+
+def _files(out_dir: Path, *names: str) -> str:
+    "Markdown links to the files among `names` that exist (images shown, tables linked)."
+    parts = []
+    for n in names:
+        if not (Path(out_dir) / n).exists(): continue
+        parts.append(f"![{n}]({n})" if n.endswith(".png") else f"[`{n}`]({n})")
+    return "\n\n".join(parts)
+
+def _section(title: str, files: str, paper: str, found: list[str]) -> str:
+    return (f"## {title}\n\n{files}\n\n**The paper:** {paper}\n\n**This run:**\n\n" +
+            "\n".join(f"- {f}" for f in found) + "\n")
+
+def _accuracy_found(acc: pd.DataFrame, tasks_col: str = "task") -> list[str]:
+    first, last = acc[acc.tokens == acc.tokens.min()], acc[acc.tokens == acc.tokens.max()]
+    out = [f"at step 0 every task scores {first.accuracy.min():.2f}-{first.accuracy.max():.2f}; at the last checkpoint "
+           f"({tokens_short(int(last.tokens.iloc[0]))} tokens) {last.accuracy.min():.2f}-{last.accuracy.max():.2f}"]
+    for t, g in acc.groupby(tasks_col, sort=False):
+        g = g.sort_values("tokens")
+        hit = g[g.accuracy >= 0.8]
+        low = g.loc[g.accuracy.idxmin()]
+        out.append(f"`{t}`: first >= 0.8 at {tokens_short(int(hit.tokens.iloc[0])) if len(hit) else 'never'}"
+                   + (f"; dips to {low.accuracy:.2f} at {tokens_short(int(low.tokens))}" if low.accuracy < 0.4 else ""))
+    return out
+
+def write_report(preset: Preset, out_dir: Path) -> Path:
+    "Write `out_dir/REPORT.md`: each figure of the run, what the paper found, what this run found."
+    out_dir = Path(out_dir)
+    fams = [f.family for f in preset.families]
+    secs = [f"# {preset.name}: the figures of this run and what they show\n\nWritten by `ctt figures --preset {preset.name}` "
+            f"from the CSVs in this folder. Everything here is the {preset.name} suite (micro models on the micro world), "
+            "not Pythia, OLMo or BLOOM: the paper's findings are quoted for comparison.\n\n```\n" + preset.describe() + "\n```\n"]
+    for fam in fams:
+        acc, sel = _read(out_dir, f"accuracy_{fam}.csv"), _read(out_dir, f"selection_{fam}.csv")
+        if acc is None: continue
+        found = _accuracy_found(acc)
+        if sel is not None:
+            found.append("checkpoints chosen: " + "; ".join(f"{r.role} {r.revision} ({tokens_short(int(r.tokens))}): {r.reason}"
+                                                           for r in sel.itertuples()))
+        secs.append(_section(f"{fam}: accuracy and checkpoint selection", _files(out_dir, f"accuracy_{fam}.png", f"selection_{fam}.csv"),
+                             _PAPER_SAYS["accuracy"], found))
+        sim = _read(out_dir, f"similarity_{fam}.csv")
+        if sim is not None and sel is not None:
+            m = similarity_matrix(sim)
+            a, b, c, d = sel.revision
+            secs.append(_section(f"{fam}: activation similarity", _files(out_dir, f"similarity_{fam}.png"), _PAPER_SAYS["similarity"],
+                                 [f"cosine between the chosen checkpoints: {a}-{b} {m.loc[a, b]:.2f}, {b}-{c} {m.loc[b, c]:.2f}, "
+                                  f"{c}-{d} {m.loc[c, d]:.2f}; first vs last checkpoint {m.iloc[0, -1]:.2f}"]))
+    stats = _read(out_dir, "crosscoder_stats.csv")
+    if stats is not None:
+        found = []
+        for (fam, kind), g in stats.groupby(["family", "kind"], sort=False):
+            ev = g.filter(regex="^ev_").stack(); ce = g.filter(regex="^delta_ce_").stack()
+            found.append(f"{fam} {kind}: EV per checkpoint {ev.min():.3f}-{ev.max():.3f}, ℓ0 {g.l0.min():.1f}-{g.l0.max():.1f}, "
+                         f"dead {g.dead_frac.min():.1%}-{g.dead_frac.max():.1%}, ΔCE {ce.min():.3f}-{ce.max():.3f}")
+        secs.append(_section("Crosscoder statistics", _files(out_dir, "crosscoder_stats.md", "crosscoder_stats.csv"),
+                             _PAPER_SAYS["stats"], found))
+    for fam in fams:
+        rel = _read(out_dir, f"relie_3d_top10_{fam}.csv")
+        if rel is None: continue
+        groups = rel.group.value_counts()
+        found = [f"top-10 union of the triplet: {len(rel)} latents; " + ", ".join(f"{g} {n}" for g, n in groups.items())]
+        comp, ex = _read(out_dir, f"completeness_{fam}.csv"), _read(out_dir, f"ig_vs_exact_{fam}.csv")
+        if comp is not None:
+            found += [f"IG completeness ({r} rule, 50 steps, no threshold): {g.completeness.min():.3f}-{g.completeness.max():.3f}"
+                      for r, g in comp.groupby("rule")]
+        if ex is not None: found.append(f"Spearman of 10-step IG with exact ablation: {ex.spearman.min():.3f}-{ex.spearman.max():.3f}")
+        secs.append(_section(f"{fam}: RelIE of the triplet's top latents", _files(out_dir, f"relie_3d_top10_{fam}.png",
+                             f"relie_3d_top100_{fam}.png", f"ie_evolution_{fam}.png"), _PAPER_SAYS["relie"], found))
+        tab = _read(out_dir, f"ablation_table_{fam}.csv")
+        if tab is not None:
+            means = tab.groupby("comparison", sort=False)[["rho_reldec", "rho_relie"]].mean()
+            found = [f"{c}: RelDec {r.rho_reldec:.3f}, RelIE {r.rho_relie:.3f}" for c, r in means.iterrows()]
+            found.append(f"overall: RelDec {means.rho_reldec.mean():.3f}, RelIE {means.rho_relie.mean():.3f}; RelIE higher in "
+                         f"{int((tab.rho_relie > tab.rho_reldec).sum())} of {int(tab[['rho_relie', 'rho_reldec']].notna().all(axis=1).sum())} cells")
+            secs.append(_section(f"{fam}: ablation validation (Table 7)", _files(out_dir, f"ablation_table_{fam}.md"),
+                                 _PAPER_SAYS["ablation"], found))
+    kinds = _read(out_dir, "kind_shares_top10.csv")
+    if kinds is not None:
+        found = []
+        for fam, g in kinds.groupby("family", sort=False):
+            piv = g.pivot(index=["position", "checkpoint"], columns="kind", values="share")
+            found.append(f"{fam} top-10: " + "; ".join(f"{c}: token-level {r.get('token-level', 0):.0%}, abstract "
+                                                       f"{r.get('abstract', 0):.0%}" for (_, c), r in piv.iterrows()))
+        agree = pd.concat([d.assign(family=fam) for fam in fams if (d := _read(out_dir, f"agreement_latents_{fam}.csv")) is not None]
+                          or [pd.DataFrame()], ignore_index=True)
+        if len(agree):
+            best = agree.loc[agree.groupby("task").auroc.idxmax()]
+            found.append("best abstract agreement latent per task: " + "; ".join(
+                f"`{r.task}`: {r.family} latent {r.latent} ({r.label}, AUROC {r.auroc:.3f}, [card]({r.card}))" for r in best.itertuples()))
+        tables = sorted(p.name for p in out_dir.glob("annotation_3way_*.md"))
+        secs.append(_section("Token-level vs abstract latents", _files(out_dir, "kind_shares_top10.png", "kind_shares_top100.png", *tables),
+                             _PAPER_SAYS["kinds"], found))
+    if preset.multilingual is not None: secs += _multilingual_report(preset, out_dir)
+    return atomic_write_text(out_dir / "REPORT.md", "\n".join(secs))
+
+def _multilingual_report(preset: Preset, out_dir: Path) -> list[str]:
+    name, secs = preset.multilingual.family.family, []
+    acc = _read(out_dir, f"accuracy_{name}.csv")
+    if acc is None: return secs
+    last = acc[acc.tokens == acc.tokens.max()].groupby("lang").accuracy.mean()
+    found = _accuracy_found(acc)[:1] + ["last checkpoint, mean over phenomena: " + ", ".join(f"{l} {v:.2f}" for l, v in last.items())]
+    secs.append(_section(f"{name}: accuracy per language and phenomenon", _files(out_dir, f"accuracy_{name}.png", f"similarity_{name}.png"),
+                         _PAPER_SAYS["ml_accuracy"], found))
+    trend = _read(out_dir, f"overlap_trend_{name}.csv")
+    if trend is not None:
+        found = []
+        for (ph, k), g in trend.groupby(["phenomenon", "k"], sort=False):
+            piv = g.pivot(index="lang", columns="position", values="mean_overlap")
+            found.append(f"{ph} top-{k} (chance {g.chance.mean():.1f}): " + ", ".join(
+                f"{l} {' -> '.join(f'{v:.1f}' for v in r)}" for l, r in piv.iterrows()))
+        figs = sorted(p.name for p in out_dir.glob(f"overlap_*_top*_{name}.png"))
+        secs.append(_section(f"{name}: cross-lingual overlap of the top latents", _files(out_dir, f"overlap_trend_{name}.png", *figs),
+                             _PAPER_SAYS["overlap"], found))
+    scope = _read(out_dir, f"language_scope_{name}.csv")
+    if scope is not None:
+        found = [f"{ph}: " + "; ".join(f"{c}: cross-lingual {g[g.scope == 'cross-lingual'].share.sum():.0%}, "
+                                       f"language-specific {g[g.scope.str.endswith('-specific')].share.sum():.0%}"
+                                       for (_, c), g in gp.groupby(["position", "checkpoint"]))
+                 for ph, gp in scope.groupby("phenomenon", sort=False)]
+        secs.append(_section(f"{name}: where the top latents fire", _files(out_dir, f"language_scope_{name}.png",
+                             f"language_profile_{name}.csv"), _PAPER_SAYS["scope"], found))
+    eff, runs = _read(out_dir, "factorial_effects.csv"), _read(out_dir, "factorial_runs.csv")
+    if eff is not None and runs is not None:
+        found = []
+        for (ph, k), g in runs.groupby(["phenomenon", "k"], sort=False):
+            cells = g.groupby(["share", "richness"], sort=False).overlap.agg(["mean", "std"])
+            found.append(f"{ph} top-{k}, Hindi's mean overlap: " + "; ".join(f"{s}/{r} {m:.2f} ± {sd:.2f}"
+                                                                            for (s, r), (m, sd) in cells.iterrows()))
+        for r in eff.itertuples():
+            found.append(f"{r.phenomenon} ({'accuracy' if r.k == 'accuracy' else 'top-' + str(r.k)}) {r.effect}: {r.estimate:+.2f}"
+                         + ("" if pd.isna(r.p) else f" (Welch p = {r.p:.3f})"))
+        figs = sorted(p.name for p in out_dir.glob("factorial_overlap_top*.png"))
+        secs.append(_section("What drives low sharing: Hindi's share x agreement richness", _files(out_dir, *figs, "factorial_runs.csv",
+                             "factorial_effects.csv"), _PAPER_SAYS["factorial"], found))
+    return secs
+
+# %% ../nbs/13_reproduce.ipynb #b2244557
+@dataclass(frozen=True)
+class Accelerator:
+    "The hardware a plan is priced on: PAPER.md §10's one A100 80GB."
+    name: str = "A100 80GB"
+    bf16_flops: float = 312e12          # dense bf16 peak (the LM forwards run under bf16 autocast, §3.3)
+    tf32_flops: float = 156e12          # TF32 peak (the fp32 crosscoder's matmuls, §3.1)
+    utilisation: float = 0.4            # assumed fraction of peak reached (an assumption, printed with the plan)
+    memory: float = 80e9
+
+@dataclass(frozen=True)
+class PaperPreset:
+    "One of the paper's configurations (PAPER.md §2-§6), planned and priced by `plan_cost`."
+    name: str
+    family: str                                  # registry name (`checkpoints.FAMILIES`)
+    comparisons: tuple[tuple[str, ...], ...]     # the crosscoders: 2-way pairs and the 3-way triplet (§2.2)
+    grid: tuple[str, ...]                        # revisions scored for accuracy and similarity (§2.2)
+    hook: str                                    # §11.3: blocks.9 (Pythia, OLMo), blocks.13 (BLOOM)
+    vocab_size: int                              # the hub config's embedding rows
+    n_heads: int                                 # the hub config's attention heads (no effect on the size)
+    ie_examples: int                             # §5.1: examples the IE is measured on
+    task_pairs: int                              # minimal pairs scored per grid revision (§2.1)
+    data: str                                    # §3.5: the text the activations are harvested on
+    d_dict: int = 16_384                         # §3.1
+    harvest: HarvestConfig = HarvestConfig("", ("main",))  # §3.3: 400M rows, 1024-token sequences, 4 per forward
+    train: TrainConfig = TrainConfig()           # §3.3
+    kinds: tuple[str, ...] = ("l1", "batchtopk") # §4.3
+    seeds: tuple[int, ...] = (124, 153, 6582)    # §3.3
+    relie: RelIEPlan = RelIEPlan(batch_size=4)   # §5.1: 10 IG steps, threshold 0.1, batch 4
+
+def _paper(name, family, comps, hook, vocab, heads, ie_n, pairs, data):
+    return PaperPreset(name, family, comps, PAPER_GRIDS[family], hook, vocab, heads, ie_n, pairs, data,
+                       harvest=HarvestConfig(family, PAPER_CHECKPOINTS[family][:1], hook=hook))
+
+_OLMO = PAPER_CHECKPOINTS["olmo-1b-0724"]
+PAPER_PRESETS = {
+    "pythia-1b": _paper("pythia-1b", "pythia-1b", tuple(comparisons(PAPER_CHECKPOINTS["pythia-1b"])), "blocks.9.hook_resid_pre",
+                        50_304, 8, 3_469, 4 * 1_000, "monology/pile-uncopyrighted, 400k sequences of 1024 tokens (§3.5)"),
+    "olmo-1b-0724": _paper("olmo-1b-0724", "olmo-1b-0724",
+                           ((_OLMO[0], _OLMO[1]), (_OLMO[1], _OLMO[2]), (_OLMO[2], _OLMO[4]), (_OLMO[2], _OLMO[3]),
+                            (_OLMO[3], _OLMO[4]), PAPER_TRIPLETS["olmo-1b-0724"]), "blocks.9.hook_resid_pre",
+                           50_304, 16, 3_469, 4 * 1_000, "Dolma v1.5 sample, 700k sequences of >= 1024 tokens (§3.5)"),
+    "bloom-1b1": _paper("bloom-1b1", "bloom-1b1", tuple(comparisons(PAPER_CHECKPOINTS["bloom-1b1"])), "blocks.13.hook_resid_pre",
+                        250_880, 16, 4_760 + 6 * (100 + 290) + 3 * 100, 2_640 + 4_760,
+                        "mC4, top-10 ROOTS languages by share, 700M tokens (§3.5)"),
+}
+
+def _n_params(p: PaperPreset) -> int:
+    "Parameters of the real architecture, counted on the meta device (nothing allocated or downloaded)."
+    from transformers import AutoModelForCausalLM
+    fam = get_family(p.family)
+    cfg = twin_config(fam.arch, fam.n_layers, fam.d_model, p.vocab_size, n_heads=p.n_heads)
+    with torch.device("meta"): model = AutoModelForCausalLM.from_config(cfg)
+    return sum(t.numel() for t in model.parameters())
+
+def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int = 12) -> pd.DataFrame:
+    "What running preset `p` costs, stage by stage: tokens, FLOPs, hours on `gpu`, bytes, peak GPU memory."
+    fam = get_family(p.family)
+    P, d, L = _n_params(p), fam.d_model, fam.n_layers
+    upto = (int(p.hook.split(".")[1])) / L                   # the harvest runs each model only up to the hook
+    bf16, tf32 = gpu.bf16_flops * gpu.utilisation, gpu.tf32_flops * gpu.utilisation
+    revs = list(dict.fromkeys([*p.grid, *(r for c in p.comparisons for r in c)]))
+    rows = []
+    def add(stage, what, tokens, flops, peak, nbytes=0.0, memory=0.0):
+        rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / peak / 3600,
+                         bytes=nbytes, gpu_memory=memory))
+    add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (bf16)", 0, 0.0, bf16, len(revs) * P * 2, 0)
+    add("download", f"text: {p.harvest.n_tokens/1e6:.0f}M tokens (~4 bytes of text each)", 0, 0.0, bf16, p.harvest.n_tokens * 4, 0)
+    n_acc = len(p.grid) * p.task_pairs * 2 * seq_tokens
+    add("accuracy", f"{len(p.grid)} revisions x {p.task_pairs} pairs, both sentences", n_acc, 2 * P * n_acc, bf16, 0, P * 2)
+    n_sim = len(p.grid) * p.ie_examples * seq_tokens
+    add("similarity", f"{len(p.grid)} revisions x {p.ie_examples} sentences", n_sim, 2 * P * n_sim, bf16, 0, P * 2)
+    T = p.harvest.n_tokens
+    buffer = p.harvest.buffer_rows
+    runs = len(p.kinds) * len(p.seeds)
+    for comp in p.comparisons:
+        n = len(comp)
+        cc_params = 2 * n * d * p.d_dict + p.d_dict + n * d
+        mem = n * P * 2 + 4 * 4 * cc_params + 3 * 4 * p.train.batch_size * p.d_dict + 2 * buffer * n * d
+        tag = " vs ".join(fam.revision(r).label for r in comp)
+        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows, x{runs} runs", runs * n * T,
+            runs * n * T * 2 * P * upto, bf16, 0, mem)
+        add("crosscoder", f"{tag}: {p.d_dict} latents, fp32, x{runs} runs ({'/'.join(p.kinds)} x {len(p.seeds)} seeds)",
+            runs * T, runs * 6 * n * d * p.d_dict * T, tf32, 0, mem)
+        ie_tok = p.ie_examples * p.relie.steps * seq_tokens * n
+        add("relie", f"{tag}: {p.ie_examples} examples x {p.relie.steps} IG steps, one seed", ie_tok,
+            3 * 2 * P * ie_tok, bf16, 0, n * P * 2)
+    return pd.DataFrame(rows)
+
+def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
+    "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it."
+    fam, df = get_family(p.family), plan_cost(p, gpu)
+    lines = [f"paper preset {p.name!r}: {fam.repo_id} ({fam.n_layers} layers x {fam.d_model}), hook {p.hook}",
+             f"  grid ({len(p.grid)}): {', '.join(p.grid)}",
+             f"  crosscoders ({len(p.comparisons)}): " + "; ".join(" / ".join(c) for c in p.comparisons),
+             f"  {p.d_dict} latents, {p.harvest.n_tokens/1e6:.0f}M rows each ({p.harvest.seq_len}-token sequences, "
+             f"{p.harvest.batch_seqs} per forward), Adam {p.train.lr:g}, batch {p.train.batch_size}, {p.train.total_steps} steps, "
+             f"kinds {', '.join(p.kinds)}, seeds {', '.join(map(str, p.seeds))}",
+             f"  data: {p.data}",
+             f"  IE: {p.ie_examples} examples, {p.relie.steps} IG steps, threshold {p.relie.threshold}, batch {p.relie.batch_size}",
+             f"cost on {gpu.name} at {gpu.utilisation:.0%} of peak (an assumption; PAPER.md §10 reports 6 h per 2-way and "
+             "12 h per 3-way L1 crosscoder on one A100):"]
+    show = df.assign(tokens=df.tokens.map(lambda v: f"{v/1e9:.2f}B" if v else "-"), flops=df.flops.map(lambda v: f"{v:.2e}"),
+                     hours=df.hours.map(lambda v: f"{v:.2f}"), bytes=df.bytes.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"),
+                     gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
+    lines.append(show.to_string(index=False))
+    lines.append(f"total: {df.hours.sum():.0f} GPU-hours, {df.bytes.sum()/1e9:.0f} GB to download, "
+                 f"peak GPU memory {df.gpu_memory.max()/1e9:.1f} GB of {gpu.memory/1e9:.0f} GB")
+    return "\n".join(lines)
+
 # %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctt", description="crosscoding_time: features across pretraining checkpoints")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     f = sub.add_parser("figures", help="regenerate every figure of a preset into figures/<preset>/")
-    f.add_argument("--preset", default="micro", help=f"one of: {', '.join(PRESETS)} (default: micro)")
+    f.add_argument("--preset", default="micro", help=f"one of: {', '.join(PRESETS)} (default: micro); the paper's "
+                   f"{', '.join(PAPER_PRESETS)} with --dry-run")
     f.add_argument("--out", default="figures", help="output folder (default: figures)")
     f.add_argument("--home", default=None, help="artifact cache (default: $CTT_HOME or ~/.cache/crosscoding_time)")
     f.add_argument("--force", default=None, metavar="STAGE", help=f"recompute from this stage on: {', '.join(STAGES)}")
+    f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
+                   "download and compute nothing")
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
     b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
@@ -683,6 +964,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(table.to_string(index=False))
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(args.out), table.to_csv(index=False))
+        elif args.command == "figures" and args.preset in PAPER_PRESETS:
+            if not args.dry_run:
+                raise ValueError(f"the paper preset {args.preset!r} needs the Hugging Face hub and a GPU, and this version "
+                                 f"only plans it: run `ctt figures --preset {args.preset} --dry-run` for its plan and cost")
+            print(format_plan(PAPER_PRESETS[args.preset]))
+        elif args.command == "figures" and args.dry_run:
+            preset = get_preset(args.preset)
+            print(preset.describe()); print(estimate_cost(preset))
         elif args.command == "figures":
             run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force)
     except (KeyError, ValueError, FileNotFoundError) as e:

@@ -5,11 +5,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+def _exe() -> list[str]:
+    return [shutil.which("ctt")] if shutil.which("ctt") else \
+           [sys.executable, "-c", "import sys; from crosscoding_time.reproduce import main; sys.exit(main(sys.argv[1:]))"]
+
 def ctt(*args, home: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"CTT_HOME": str(home)} if home else {})}
-    exe = [shutil.which("ctt")] if shutil.which("ctt") else \
-          [sys.executable, "-c", "import sys; from crosscoding_time.reproduce import main; sys.exit(main(sys.argv[1:]))"]
-    return subprocess.run([*exe, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=3600)
+    return subprocess.run([*_exe(), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=3600)
 
 def test_help_lists_subcommands():
     r = ctt("--help")
@@ -19,6 +21,17 @@ def test_help_lists_subcommands():
 def test_unknown_preset_is_a_clear_error():
     r = ctt("figures", "--preset", "gigantic")
     assert r.returncode == 2 and "unknown preset 'gigantic'" in r.stderr and "tiny, micro" in r.stderr
+
+def test_paper_preset_dry_run_downloads_nothing(tmp_path):
+    "`--dry-run` of each paper preset prints its plan and cost with the hub unreachable (issue 7)."
+    for name, ckpt in (("pythia-1b", "step512 / step2000 / main"), ("olmo-1b-0724", "step16000-tokens33B"),
+                       ("bloom-1b1", "global_step10000 / global_step100000 / main")):
+        env_home = tmp_path / name
+        r = subprocess.run([*(_exe()), "figures", "--preset", name, "--dry-run"], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "CTT_HOME": str(env_home), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert ckpt in r.stdout and "GPU-hours" in r.stdout and "peak GPU memory" in r.stdout, r.stdout
+        assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))
 
 def _first_crossing(acc: pd.DataFrame, task: str, level: float) -> int:
     "Index (in tokens order) of the first checkpoint where `task` reaches `level`."
