@@ -228,7 +228,8 @@ def plot_scope_shares(shares: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
     phs = list(dict.fromkeys(shares.phenomenon))
     order = ["cross-lingual", "mixed"] + [f"{l}-specific" for l in LANGS] + ["dead"]
-    colours = dict(zip(order, ["#2b8cbe", "#a6bddb"] + list(plt.get_cmap("tab10").colors[:len(LANGS)]) + ["#cccccc"]))
+    # cross-lingual in black, so that no language's colour (tab10, as in the accuracy figure) can be taken for it
+    colours = dict(zip(order, ["#222222", "#999999"] + list(plt.get_cmap("tab10").colors[:len(LANGS)]) + ["#dddddd"]))
     fig, axes = plt.subplots(1, len(phs), figsize=(3.2 * len(phs) + 1.5, 3.4), squeeze=False)
     for ax, ph in zip(axes[0], phs):
         g = shares[shares.phenomenon == ph].pivot(index=["position", "checkpoint"], columns="scope", values="share").fillna(0)

@@ -807,7 +807,7 @@ def _multilingual_report(preset: Preset, out_dir: Path) -> list[str]:
                                                                             for (s, r), (m, sd) in cells.iterrows()))
         for r in eff.itertuples():
             found.append(f"{r.phenomenon} ({'accuracy' if r.k == 'accuracy' else 'top-' + str(r.k)}) {r.effect}: {r.estimate:+.2f}"
-                         + ("" if pd.isna(r.p) else f" (Welch p = {r.p:.3f})"))
+                         + ("" if pd.isna(r.p) else f" (Welch p = {r.p:.2g})"))
         figs = sorted(p.name for p in out_dir.glob("factorial_overlap_top*.png"))
         secs.append(_section("What drives low sharing: Hindi's share x agreement richness", _files(out_dir, *figs, "factorial_runs.csv",
                              "factorial_effects.csv"), _PAPER_SAYS["factorial"], found))

@@ -33,7 +33,7 @@ def _runnable(nb):
     nb.cells = keep
     return nb
 
-@pytest.mark.slow
+@pytest.mark.docs
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_in_jupyter_kernel(path, monkeypatch):
     "Run a notebook top to bottom in a real `python3` kernel (nbclient), then render it to markdown (nbconvert)."
