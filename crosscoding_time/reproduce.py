@@ -194,23 +194,25 @@ def get_preset(name: str) -> Preset:
 STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "features", "multilingual", "figures")
 _CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
 
+def _micro_params(family: str, model: MicroModelConfig, vocab_size: int) -> int:
+    return sum(p.numel() for p in build_micro_model(family, model, vocab_size, 0).parameters())
+
 def estimate_cost(preset: Preset) -> str:
     "Tokens, checkpoints and an estimated CPU time for a preset."
-    from crosscoding_time.checkpoints import checkpoint_steps, build_micro_model
     lines = []
     for f in preset.families:
-        n = sum(p.numel() for p in build_micro_model(f.family, f.model, f.vocab_size, 0).parameters())
+        n = _micro_params(f.family, f.model, f.vocab_size)
         n_ckpt = len(checkpoint_steps(f.total_steps, f.linear_every))
         lines.append(f"{f.family}: pretrain {f.n_tokens/1e6:g}M tokens on {n/1e6:.2f}M params "
                      f"(~{6 * n * f.n_tokens / _CPU_FLOPS / 60:.1f} min on a 2-core CPU), {n_ckpt} checkpoints, "
                      f"then {n_ckpt} x {len(TASKS)} x {preset.n_pairs} pairs scored")
     if preset.multilingual is not None:
         f, fp = preset.multilingual.family, preset.multilingual.factorial
-        n = sum(p.numel() for p in build_micro_model(f.family, f.model, f.vocab_size, 0).parameters())
+        n = _micro_params(f.family, f.model, f.vocab_size)
         lines.append(f"{f.family}: pretrain {f.n_tokens/1e6:g}M tokens on {n/1e6:.2f}M params "
                      f"(~{6 * n * f.n_tokens / _CPU_FLOPS / 60:.1f} min), {len(checkpoint_steps(f.total_steps, f.linear_every))} checkpoints")
         if fp:
-            m = sum(p.numel() for p in build_micro_model(f.family, fp.model, f.vocab_size, 0).parameters())
+            m = _micro_params(f.family, fp.model, f.vocab_size)
             runs = len(fp.variants(f))
             lines.append(f"share x richness: {runs} runs x {fp.n_tokens/1e6:g}M tokens on {m/1e6:.2f}M params "
                          f"(~{runs * 6 * m * fp.n_tokens / _CPU_FLOPS / 60:.1f} min)")
@@ -448,6 +450,15 @@ def features_stage(fam, revisions: Sequence[str], preset: Preset, root: Path, cc
     shutil.copytree(fdir / "out", out_dir, dirs_exist_ok=True)
     return pd.concat(shares, ignore_index=True)
 
+def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot_acc, acc_frame: pd.DataFrame):
+    "The paper's checkpoint rule on a family's curves: print and save the choice, and mark it on both figures."
+    chosen = select_checkpoints(acc, sim, fallback=True)
+    revs = chosen.revision.tolist()
+    print(f"{name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
+    atomic_write_text(out_dir / f"selection_{name}.csv", chosen.to_csv(index=False))
+    return chosen, [save_figure(plot_acc(acc, selected=revs), acc_frame, out_dir, f"accuracy_{name}"),
+                    save_figure(plot_similarity(sim, selected=revs), sim, out_dir, f"similarity_{name}")]
+
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True) -> list[Path]:
     "Regenerate every figure of `preset` into `out/<preset>/`; returns the PNG paths."
@@ -475,11 +486,8 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         sentences = [p.clean_prefix + p.clean_answer for t in SV_TASKS for p in tasksets[t]]
         sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
             fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
-        chosen = select_checkpoints(acc, sim, fallback=True)
-        print(f"{fam.name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
-        atomic_write_text(out_dir / f"selection_{fam.name}.csv", chosen.to_csv(index=False))
-        pngs.append(save_figure(plot_accuracy(acc, selected=chosen.revision.tolist()), acc, out_dir, f"accuracy_{fam.name}"))
-        pngs.append(save_figure(plot_similarity(sim, selected=chosen.revision.tolist()), sim, out_dir, f"similarity_{fam.name}"))
+        chosen, figs = _select(fam.name, acc, sim, out_dir, plot_accuracy, acc)
+        pngs += figs
         if preset.crosscoders is not None:
             if "crosscoders" in forced:
                 import shutil; shutil.rmtree(run_root / "crosscoders" / fam.name, ignore_errors=True)
@@ -551,12 +559,8 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     sentences = [p.clean_prefix + p.clean_answer for ts in tasks.values() for p in ts]
     sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
         fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
-    chosen = select_checkpoints(acc, sim, fallback=True)
-    revs = chosen.revision.tolist()
-    print(f"{name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
-    atomic_write_text(out_dir / f"selection_{name}.csv", chosen.to_csv(index=False))
-    pngs.append(save_figure(plot_accuracy_multilingual(acc, selected=revs), with_lang_columns(acc), out_dir, f"accuracy_{name}"))
-    pngs.append(save_figure(plot_similarity(sim, selected=revs), sim, out_dir, f"similarity_{name}"))
+    chosen, figs = _select(name, acc, sim, out_dir, plot_accuracy_multilingual, with_lang_columns(acc))
+    revs, pngs = chosen.revision.tolist(), pngs + figs
     cc_dir = run_root / "crosscoders" / fam.name
     if "crosscoders" in forced: shutil.rmtree(cc_dir, ignore_errors=True)
     stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(fam, revs, preset.crosscoders, root, cc_dir,
@@ -581,7 +585,8 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     pngs.append(save_figure(plot_overlap_trend(summary, f"{name}: mean top-k overlap with the other languages"),
                             summary, out_dir, f"overlap_trend_{name}"))
     # where the top latents fire: a uniform mix of the languages, as the paper's dashboard set (PAPER.md §8)
-    top = {(ph, lang, c): top_k(ie.ie, plan.k[0])[c] for ph, pl in by_ph.items() for lang, ie in pl.items() for c in range(3)}
+    top = {(ph, lang, c): js for ph, pl in by_ph.items() for lang, ie in pl.items()
+           for c, js in enumerate(top_k(ie.ie, plan.k[0]))}
     union = sorted({j for v in top.values() for j in v})
     def profile():
         even = replace(fcfg.world, shares=(1.0,) * len(fcfg.world.langs))
