@@ -50,7 +50,8 @@ __all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 
            'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets',
            'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'combine_effects', 'relie_stage',
            'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report', 'Accelerator',
-           'PaperPreset', 'plan_cost', 'format_plan', 'main']
+           'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins',
+           'run_paper', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -847,6 +848,9 @@ class PaperPreset:
     kinds: tuple[str, ...] = ("l1", "batchtopk") # §4.3
     seeds: tuple[int, ...] = (124, 153, 6582)    # §3.3
     relie: RelIEPlan = RelIEPlan(batch_size=4)   # §5.1: 10 IG steps, threshold 0.1, batch 4
+    val_batches: int = 30                        # §4.1: sparsity statistics on 30 held-out batches
+    ce_seqs: int = 240                           # §4.2: ΔCE on 30 batches x 8 sequences
+    batchtopk: tuple[tuple[str, object], ...] = ()  # overrides of the BatchTopK config (§3.6 defaults: K=200, ...)
 
 def _paper(name, family, comps, hook, vocab, heads, ie_n, pairs, data):
     return PaperPreset(name, family, comps, PAPER_GRIDS[family], hook, vocab, heads, ie_n, pairs, data,
@@ -928,18 +932,210 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
                  f"peak GPU memory {df.gpu_memory.max()/1e9:.1f} GB of {gpu.memory/1e9:.0f} GB")
     return "\n".join(lines)
 
+# %% ../nbs/13_reproduce.ipynb #db216743
+import contextlib, hashlib, shutil
+
+@dataclass(frozen=True)
+class PaperData:
+    "Where a paper run reads its tasks and text: the hub by default; local copies in the published formats replace any part."
+    blimp: str | None = None        # a directory of BLiMP `<paradigm>.jsonl` files; None: the hub (`blimp/<paradigm>`)
+    multiblimp: str | None = None   # a directory of `<lang>/data.tsv` (MultiBLiMP's layout); None: the hub
+    text: str | None = None         # JSON-lines file(s) (a glob), one document per line in a `text` field; None: the hub text
+
+    def check(self) -> None:
+        "Every local part exists (checked before anything is downloaded)."
+        import glob
+        for what, path, kind in (("BLiMP", self.blimp, "a directory of <paradigm>.jsonl files"),
+                                 ("MultiBLiMP", self.multiblimp, "a directory of <lang>/data.tsv")):
+            if path is not None and not Path(path).is_dir(): raise FileNotFoundError(f"{what} directory {path} does not exist; pass {kind}")
+        if self.text is not None and not glob.glob(self.text):
+            raise FileNotFoundError(f"no text file matches {self.text}; pass JSON-lines file(s) with a 'text' field per document")
+
+@contextlib.contextmanager
+def _local_text(arch: str, files: str | None):
+    "Within the block, the harvest of `arch` reads `files` instead of its hub dataset (HUB_TEXT)."
+    from crosscoding_time.activations import HUB_TEXT, TextSource
+    if files is None: yield; return
+    old = HUB_TEXT.get(arch)
+    HUB_TEXT[arch] = TextSource("json", data_files=str(files))
+    try: yield
+    finally:
+        if old is None: HUB_TEXT.pop(arch, None)
+        else: HUB_TEXT[arch] = old
+
+def _is_multilingual(p: PaperPreset) -> bool: return get_family(p.family).arch == "BloomForCausalLM"
+
+def paper_tasks(p: PaperPreset, tokenizer, data: PaperData = PaperData()) -> dict:
+    "The preset's tasks converted with the family's tokenizer: BLiMP SV (Pythia, OLMo) or MultiBLiMP per language and phenomenon (BLOOM)."
+    from crosscoding_time.tasks import BLIMP_SV_TASKS, TaskSet, load_multiblimp
+    from crosscoding_time.world import LANGS
+    if not _is_multilingual(p):
+        out = {}
+        for t in BLIMP_SV_TASKS:
+            src = Path(data.blimp) / f"{t}.jsonl" if data.blimp else f"hub:{t}"
+            if data.blimp and not src.exists(): raise FileNotFoundError(f"{src} is missing: PaperData.blimp must hold one BLiMP .jsonl per paradigm ({', '.join(BLIMP_SV_TASKS)})")
+            out[t] = load_blimp(src, tokenizer=tokenizer, task=t)
+        return out
+    out = {}
+    for lang in LANGS:
+        src = Path(data.multiblimp) / lang / "data.tsv" if data.multiblimp else f"hub:{lang}"
+        ts = load_multiblimp(src, tokenizer=tokenizer, lang=lang)
+        if len(ts) == 0: raise ValueError(f"no MultiBLiMP pair of {lang!r} survived the conversion with this tokenizer: {ts.report}")
+        for task in dict.fromkeys(pr.task for pr in ts): out[task] = TaskSet(task, [pr for pr in ts if pr.task == task])
+    return out
+
+def shrink(p: PaperPreset, rows: int = 4096, d_dict: int = 128, seq_len: int = 32, seeds: tuple[int, ...] | None = None,
+           ie_examples: int = 64, grid: Sequence[str] | None = None) -> PaperPreset:
+    """`p` with small sizes (rows, latents, sequences, examples) for a run on shrunk models; checkpoints, hook, kinds and
+    the recipe's form (Adam, warm-up, decay) kept, its learning rate raised for a run of a few steps."""
+    batch = 256
+    return replace(p, d_dict=d_dict, ie_examples=ie_examples, task_pairs=ie_examples, val_batches=2, ce_seqs=8,
+                   seeds=tuple(seeds or p.seeds[:1]), grid=tuple(grid or p.grid),
+                   harvest=replace(p.harvest, seq_len=seq_len, n_tokens=rows, batch_seqs=8, buffer_mult=8, norm_batches=2),
+                   train=replace(p.train, n_tokens=rows, batch_size=batch, save_every=8, log_every=4, lr=1e-3),
+                   batchtopk=(("k", 8), ("k_init", 32), ("k_anneal_steps", rows // batch // 2),
+                              ("threshold_start_step", 2), ("dead_tokens", rows)))
+
+def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layers: int | None = None, d_model: int = 32) -> Path:
+    "Random-weight models of `p`'s real architecture, shrunk to `n_layers` x `d_model`, in a hub cache with one ref per revision."
+    # default: the fewest layers that still have the preset's hook (blocks.9 -> 10 layers), so the hook is the real one
+    from transformers import AutoModelForCausalLM
+    from crosscoding_time.checkpoints import tiny_bpe_tokenizer
+    fam, tok = get_family(p.family), tokenizer or tiny_bpe_tokenizer()
+    n_layers = n_layers or int(p.hook.split(".")[1]) + 1
+    revs = list(dict.fromkeys(["main", *p.grid, *(r for c in p.comparisons for r in c)]))
+    for repo in dict.fromkeys([fam.repo_id, fam.tokenizer_repo]):
+        rd = Path(cache) / ("models--" + repo.replace("/", "--"))
+        for i, rev in enumerate(revs):
+            sha = hashlib.sha1(f"{repo}@{rev}".encode()).hexdigest()   # a commit-like name per revision
+            snap = rd / "snapshots" / sha
+            if not (snap / "config.json").exists():
+                cfg = twin_config(fam.arch, n_layers, d_model, len(tok), eot_id=tok.eos_token_id)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(i)
+                    AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).save_pretrained(snap)
+                tok.save_pretrained(snap)
+            (rd / "refs").mkdir(parents=True, exist_ok=True)
+            atomic_write_text(rd / "refs" / rev, sha)
+    return Path(cache)
+
+def _stats_row(fam, comp, kind, seed, cc, src, val, models, ce_tokens, p) -> dict:
+    vb = [b * val.scales[None, :, None] for b in val.batches(p.train.batch_size, 0)]
+    sp = sparsity_stats(cc, vb)
+    ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
+    row = dict(family=fam.name, comparison=" vs ".join(fam.revision(r).label for r in comp), revisions=" ".join(comp),
+               kind=kind, seed=seed, d_dict=cc.cfg.d_dict, l0=float(sp["l0"]), dead=int(sp["dead"]),
+               dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
+    for i, c in enumerate("ABC"[:len(comp)]):
+        row[f"ev_{c}"], row[f"delta_ce_{c}"] = float(sp[f"ev_{i}"]), float(ce[f"delta_ce_{i}"])
+        row[f"ce_recovered_{c}"] = float(ce[f"ce_recovered_{i}"])
+    return row
+
+def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = None, data: PaperData = PaperData(),
+              progress: bool = True, device: str | None = None) -> list[Path]:
+    "Run paper preset `p` end to end into `out/<preset>/`; every finished piece is cached under `home`. Returns the PNGs."
+    from crosscoding_time.activations import ActivationStream
+    data.check()
+    fam, multi = get_family(p.family), _is_multilingual(p)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    run = Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
+    out_dir, t0, pngs = Path(out) / p.name, time.time(), []
+    print(format_plan(p)); sys.stdout.flush()
+    with _local_text(fam.arch, data.text):
+        tok = load_tokenizer(fam)
+        tasks = paper_tasks(p, tok, data)
+        empty = [t for t, ts in tasks.items() if len(ts) == 0]
+        if empty: raise ValueError(f"no pair survived the conversion of {empty} with {fam.tokenizer_repo}'s tokenizer")
+        print("tasks: " + ", ".join(f"{t} ({len(ts)})" for t, ts in tasks.items()))
+        # §2: accuracy and activation similarity on the grid, the paper's checkpoints marked
+        acc = _cached_csv(run / "accuracy.csv", lambda: accuracy_curves(
+            fam, {t: ts[:p.task_pairs] for t, ts in tasks.items()}, p.grid,
+            method="next_token" if multi else "sentence_ll", progress=progress), False)
+        sentences = [pr.clean_prefix + pr.clean_answer for ts in tasks.values() for pr in ts][:p.ie_examples]
+        sim = _cached_csv(run / "similarity.csv", lambda: activation_similarity(
+            fam, sentences, p.grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress), False)
+        marked = [r for r in PAPER_CHECKPOINTS[p.family] if r in p.grid]
+        plot_acc = plot_accuracy_multilingual if multi else plot_accuracy
+        pngs += [save_figure(plot_acc(acc, selected=marked), acc, out_dir, f"accuracy_{p.name}"),
+                 save_figure(plot_similarity(sim, selected=marked), sim, out_dir, f"similarity_{p.name}")]
+        # §3-§5: per comparison, every crosscoder, its statistics, and the IE of the first seed's L1 crosscoder
+        rows, ies = [], {}
+        ie_tasks = {t: ts[:p.ie_examples] for t, ts in tasks.items()}
+        for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
+            cname = "_".join(comp)
+            models = [load_model(fam, r, device=device) for r in comp]
+            hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
+            src = ActivationStream(hcfg, models=models)
+            val = ActivationStream(replace(hcfg, seed=7, n_tokens=p.val_batches * p.train.batch_size), models=models,
+                                   scales=src.scales)
+            ce_tokens = sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
+            for kind in p.kinds:
+                for seed in p.seeds:
+                    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
+                    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
+                    name = f"{kind}_s{seed}_{cname}"
+                    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name,
+                                          progress=progress, device=device)
+                    f = run / "stats" / f"{name}.json"
+                    if not f.exists():
+                        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, seed, cc, src, val, models, ce_tokens, p)))
+                    rows.append(json.loads(f.read_text()))
+            cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final")
+            ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
+                models, cc, tok, ts, steps=p.relie.steps, threshold=p.relie.threshold, aggregation=p.relie.aggregation,
+                batch_size=p.relie.batch_size, progress=progress)) for t, ts in ie_tasks.items()}
+            if not multi: ies[comp]["subjectverb"] = combine_effects([ies[comp][t] for t in tasks], "subjectverb")
+            label = " vs ".join(fam.revision(r).label for r in comp)
+            for t, ie in ies[comp].items():        # the reference's annotation CSV (§8), per task, top-k union
+                df = annotation_csv(ie, cc, top_k_union(ie.ie, p.relie.k[0])[1], None, label, f"{p.name}/l1_s{p.seeds[0]}_{cname}",
+                                    task_category="multiblimp" if multi else "subjectverb")
+                atomic_write_text(out_dir / "annotations" / f"latents_{p.name}_{cname}_{t}_topk{p.relie.k[0]}.csv", df.to_csv(index=False))
+            if len(comp) == 2:                     # RelIE vs RelDec of the latents with an effect
+                sv = sum(ie.ie for ie in ies[comp].values()) if multi else ies[comp]["subjectverb"].ie
+                live = (sv != 0).any(0)
+                ri, rd = rel_ie(sv)[live], rel_dec(cc)[live]
+                pngs.append(save_figure(plot_relie_vs_reldec(ri, rd, f"{p.name} {label}: latents with an effect"),
+                                        pd.DataFrame(dict(latent=live.nonzero()[:, 0].tolist(), relie=ri.tolist(), reldec=rd.tolist())),
+                                        out_dir, f"relie_vs_reldec_{p.name}_{cname}"))
+            del models, src, val
+        stats = pd.DataFrame(rows)
+        atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
+        atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats[stats.seed == p.seeds[0]]))
+        trip = next(c for c in p.comparisons if len(c) == 3)
+        names = [fam.revision(r).label for r in trip]
+        if multi:                                  # §7.3: cross-lingual overlap of the top-k, per phenomenon
+            for ph, by_lang in _by_phenomenon(ies[trip]).items():
+                for k in p.relie.k:
+                    df = overlap_frame(by_lang, k)
+                    pngs.append(save_figure(plot_overlap(df, f"{p.name} {ph}: top-{k} overlap"), df, out_dir,
+                                            f"overlap_{ph.replace('#', 'num')}_top{k}_{p.name}"))
+        else:                                      # §7.1-7.2: the 3-D RelIE of the triplet's top-k union
+            ie3 = ies[trip]["subjectverb"].ie
+            rel = rel_ie(ie3)
+            for k in p.relie.k:
+                _, union = top_k_union(ie3, k)
+                df = pd.DataFrame(dict(latent=union, group=three_way_group(rel[union], tuple(names))))
+                for i, n in enumerate(names): df[f"ie_{n}"] = ie3[i, union].tolist(); df[f"relie_{n}"] = rel[union, i].tolist()
+                pngs.append(save_figure(plot_relie_3d(rel[union], names, title=f"{p.name}: RelIE of the top-{k} union "
+                                                      f"({len(union)} latents), subject-verb tasks"), df, out_dir, f"relie_3d_top{k}_{p.name}"))
+    print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
+    return pngs
+
 # %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctt", description="crosscoding_time: features across pretraining checkpoints")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     f = sub.add_parser("figures", help="regenerate every figure of a preset into figures/<preset>/")
-    f.add_argument("--preset", default="micro", help=f"one of: {', '.join(PRESETS)} (default: micro); the paper's "
-                   f"{', '.join(PAPER_PRESETS)} with --dry-run")
+    f.add_argument("--preset", default="micro", help=f"one of: {', '.join(PRESETS)} (default: micro), or a paper "
+                   f"preset: {', '.join(PAPER_PRESETS)} (the hub and a GPU; --dry-run prints its plan and cost)")
     f.add_argument("--out", default="figures", help="output folder (default: figures)")
     f.add_argument("--home", default=None, help="artifact cache (default: $CTT_HOME or ~/.cache/crosscoding_time)")
     f.add_argument("--force", default=None, metavar="STAGE", help=f"recompute from this stage on: {', '.join(STAGES)}")
     f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
                    "download and compute nothing")
+    f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
+    f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
+    f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
     b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
@@ -970,10 +1166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(args.out), table.to_csv(index=False))
         elif args.command == "figures" and args.preset in PAPER_PRESETS:
-            if not args.dry_run:
-                raise ValueError(f"the paper preset {args.preset!r} needs the Hugging Face hub and a GPU, and this version "
-                                 f"only plans it: run `ctt figures --preset {args.preset} --dry-run` for its plan and cost")
-            print(format_plan(PAPER_PRESETS[args.preset]))
+            if args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
+            else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
+                            PaperData(args.blimp, args.multiblimp, args.text))
         elif args.command == "figures" and args.dry_run:
             preset = get_preset(args.preset)
             print(preset.describe()); print(estimate_cost(preset))
@@ -981,5 +1176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force)
     except (KeyError, ValueError, FileNotFoundError) as e:
         print(f"ctt {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except OSError as e:                                     # the hub unreachable, a revision not in the cache
+        print(f"ctt {args.command}: error: {e}\n(offline: a Hugging Face cache holding the revisions and HF_HUB_OFFLINE=1; "
+              "--blimp, --multiblimp and --text for local tasks and text)", file=sys.stderr)
         return 2
     return 0

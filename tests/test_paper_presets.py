@@ -1,0 +1,87 @@
+"""The paper presets' real code path, end to end and offline (issue 7): random-weight models of the real
+architectures, shrunk to two layers, in a Hugging Face cache with one ref per hub revision; the tasks and the text as
+local files in the published formats (BLiMP .jsonl, MultiBLiMP data.tsv, JSON lines); `HF_HUB_OFFLINE=1`."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+
+from crosscoding_time.reproduce import PAPER_PRESETS, offline_hub_twins, shrink
+from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
+from crosscoding_time.tasks import BLIMP_SV_TASKS
+from crosscoding_time.world import (World, WorldConfig, MultiWorldConfig, LANGS, grammar_for, doc_text, make_task,
+                                    make_multiblimp, phenomena_of, atomic_write_text)
+
+_RUN = """
+import sys
+from pathlib import Path
+from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_paper, shrink
+from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
+name, out, home, data = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
+run_paper(p, out, home, PaperData(blimp=str(data / "blimp"), multiblimp=str(data / "multiblimp"),
+                                  text=str(data / "text.jsonl")), progress=False)
+"""
+
+def _offline_data(name: str, tmp: Path) -> Path:
+    "The tasks, the text and a tokenizer from the micro world, in the published formats; the twins in a hub cache."
+    multi = name == "bloom-1b1"
+    world = (World.build(MultiWorldConfig(), vocab_size=2048, n_sentences=20_000) if multi else
+             World.build(WorldConfig(), vocab_size=512, n_sentences=3000))
+    data = tmp / "data"
+    g = grammar_for(world.config, seed=3)
+    docs = [doc_text(g.document())[0] for _ in range(300)]
+    atomic_write_text(data / "text.jsonl", "".join(json.dumps(dict(text=d)) + "\n" for d in docs))
+    if multi:
+        for lang in LANGS:
+            rows = [r for ph in phenomena_of(lang, world.config.rich(lang))
+                    for r in make_multiblimp(lang, ph, 16, seed=1, config=world.config)]
+            (data / "multiblimp" / lang).mkdir(parents=True)
+            pd.DataFrame(rows).to_csv(data / "multiblimp" / lang / "data.tsv", sep="\t", index=False)
+    else:
+        for t in BLIMP_SV_TASKS:
+            atomic_write_text(data / "blimp" / f"{t}.jsonl", "".join(json.dumps(r) + "\n" for r in make_task(t, 24, seed=1)))
+    p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
+    offline_hub_twins(p, tmp / "hub", tokenizer=world.tokenizer)
+    return data
+
+def _run(name: str, tmp: Path) -> Path:
+    data = _offline_data(name, tmp)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_HUB_CACHE": str(tmp / "hub"), "HF_HOME": str(tmp / "hf")}
+    r = subprocess.run([sys.executable, "-c", _RUN, name, str(tmp / "figures"), str(tmp / "home"), str(data)],
+                       capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert f"paper preset {name!r}" in r.stdout                      # the plan and its cost come first
+    return tmp / "figures" / name
+
+def _check_common(out: Path, name: str):
+    p = PAPER_PRESETS[name]
+    acc = pd.read_csv(out / f"accuracy_{name}.csv")
+    assert list(dict.fromkeys(acc.revision)) == list(PAPER_CHECKPOINTS[name]) and acc.accuracy.between(0, 1).all()
+    assert (out / f"accuracy_{name}.png").stat().st_size > 5000 and (out / f"similarity_{name}.png").exists()
+    stats = pd.read_csv(out / "crosscoder_stats.csv")
+    assert len(stats) == len(p.comparisons) * len(p.kinds)         # every comparison x kind (one seed when shrunk)
+    assert set(stats.revisions) == {" ".join(c) for c in p.comparisons} and stats.ev.notna().all()
+    assert (out / "crosscoder_stats.md").read_text().count("\n") == 2 + len(p.comparisons)
+    assert len(list(out.glob(f"relie_vs_reldec_{name}_*.png"))) == sum(len(c) == 2 for c in p.comparisons)
+    assert list((out / "annotations").glob("*.csv"))
+
+def test_pythia_1b_offline_end_to_end(tmp_path):
+    out = _run("pythia-1b", tmp_path)
+    _check_common(out, "pythia-1b")
+    assert (out / "relie_3d_top10_pythia-1b.png").exists() and (out / "relie_3d_top100_pythia-1b.csv").exists()
+    ann = pd.read_csv(next((out / "annotations").glob("latents_pythia-1b_step512_step2000_main_subjectverb_*.csv")))
+    assert {"feat_id", "ie_value_A", "ie_value_C", "comparison"} <= set(ann.columns)
+
+def test_olmo_1b_0724_offline_end_to_end(tmp_path):
+    out = _run("olmo-1b-0724", tmp_path)
+    _check_common(out, "olmo-1b-0724")                            # 5 checkpoints, the paper's 6 comparisons
+    assert (out / "relie_3d_top10_olmo-1b-0724.png").exists()
+
+def test_bloom_1b1_offline_end_to_end(tmp_path):
+    out = _run("bloom-1b1", tmp_path)
+    _check_common(out, "bloom-1b1")
+    acc = pd.read_csv(out / "accuracy_bloom-1b1.csv")
+    assert {t.split("_")[1] for t in acc.task} == set(LANGS)
+    assert len(list(out.glob("overlap_*_top10_bloom-1b1.png"))) == 3   # SV-#, SV-G, SV-P
