@@ -19,8 +19,8 @@ from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_paper, shri
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
 name, out, home, data = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
-run_paper(p, out, home, PaperData(blimp=str(data / "blimp"), multiblimp=str(data / "multiblimp"),
-                                  text=str(data / "text.jsonl")), progress=False)
+local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}   # what this preset's tasks need
+run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False)
 """
 
 def _offline_data(name: str, tmp: Path) -> Path:
