@@ -240,6 +240,19 @@ def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
     a, b, c, d = revisions
     return [(a, b), (b, c), (c, d), (b, c, d)]
 
+def _stats_row(fam, comp, kind: str, cc, src, val, models, ce_tokens, batch_size: int, label: str, **extra) -> dict:
+    "One row of the statistics table (PAPER.md §4.3): sparsity on `val`'s batches, ΔCE of the splice on `ce_tokens`."
+    vb = [b * val.scales[None, :, None] for b in val.batches(batch_size, 0)]
+    sp = sparsity_stats(cc, vb)
+    ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
+    row = dict(family=fam.name, comparison=label, revisions=" ".join(comp), kind=kind, **extra, d_dict=cc.cfg.d_dict,
+               l0=float(sp["l0"]), dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
+    for i, ckpt in enumerate("ABC"[:len(comp)]):
+        row[f"ev_{ckpt}"] = float(sp[f"ev_{i}"])
+        row[f"delta_ce_{ckpt}"] = float(ce[f"delta_ce_{i}"])
+        row[f"ce_recovered_{ckpt}"] = float(ce[f"ce_recovered_{i}"])
+    return row
+
 def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: Path, out: Path,
                      progress: bool = True) -> pd.DataFrame:
     "Train every crosscoder of `plan` (into `out`) on the selected checkpoints of the family under `root`; evaluate them."
@@ -256,17 +269,8 @@ def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: 
             name = f"{kind}_" + "_".join(comp)
             cc = train_crosscoder(plan.crosscoder_config(kind, len(comp), fam.d_model), src, plan.train,
                                   Path(out) / name, progress=progress)
-            vb = [b * val.scales[None, :, None] for b in val.batches(plan.train.batch_size, 0)]
-            sp = sparsity_stats(cc, vb)
-            ce = splice_ce([models[r] for r in comp], cc, tokens, src.hook, scales=src.scales.tolist())
-            row = dict(family=fam.name, comparison=" vs ".join(tokens_short(fam.revision(r).tokens) for r in comp),
-                       revisions=" ".join(comp), kind=kind, d_dict=cc.cfg.d_dict, l0=float(sp["l0"]),
-                       dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
-            for i, ckpt in enumerate("ABC"[:len(comp)]):
-                row[f"ev_{ckpt}"] = float(sp[f"ev_{i}"])
-                row[f"delta_ce_{ckpt}"] = float(ce[f"delta_ce_{i}"])
-                row[f"ce_recovered_{ckpt}"] = float(ce[f"ce_recovered_{i}"])
-            rows.append(row)
+            rows.append(_stats_row(fam, comp, kind, cc, src, val, [models[r] for r in comp], tokens, plan.train.batch_size,
+                                   " vs ".join(tokens_short(fam.revision(r).tokens) for r in comp)))
     return pd.DataFrame(rows)
 
 def stats_table_markdown(df: pd.DataFrame) -> str:
@@ -933,7 +937,7 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/13_reproduce.ipynb #db216743
-import contextlib, hashlib, shutil
+import contextlib, hashlib
 
 @dataclass(frozen=True)
 class PaperData:
@@ -1019,18 +1023,6 @@ def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layer
             atomic_write_text(rd / "refs" / rev, sha)
     return Path(cache)
 
-def _stats_row(fam, comp, kind, seed, cc, src, val, models, ce_tokens, p) -> dict:
-    vb = [b * val.scales[None, :, None] for b in val.batches(p.train.batch_size, 0)]
-    sp = sparsity_stats(cc, vb)
-    ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
-    row = dict(family=fam.name, comparison=" vs ".join(fam.revision(r).label for r in comp), revisions=" ".join(comp),
-               kind=kind, seed=seed, d_dict=cc.cfg.d_dict, l0=float(sp["l0"]), dead=int(sp["dead"]),
-               dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
-    for i, c in enumerate("ABC"[:len(comp)]):
-        row[f"ev_{c}"], row[f"delta_ce_{c}"] = float(sp[f"ev_{i}"]), float(ce[f"delta_ce_{i}"])
-        row[f"ce_recovered_{c}"] = float(ce[f"ce_recovered_{i}"])
-    return row
-
 def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = None, data: PaperData = PaperData(),
               progress: bool = True, device: str | None = None) -> list[Path]:
     "Run paper preset `p` end to end into `out/<preset>/`; every finished piece is cached under `home`. Returns the PNGs."
@@ -1078,7 +1070,8 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                                           progress=progress, device=device)
                     f = run / "stats" / f"{name}.json"
                     if not f.exists():
-                        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, seed, cc, src, val, models, ce_tokens, p)))
+                        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
+                                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
                     rows.append(json.loads(f.read_text()))
             cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final")
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
