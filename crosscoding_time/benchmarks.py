@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'bench_crosscoder', 'bench_pretrain', 'bench_harvest', 'bench_harvest_memory',
-           'bench_relie', 'run_benchmarks']
+__all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'native_bf16', 'bench_crosscoder', 'bench_pretrain', 'bench_harvest',
+           'bench_harvest_memory', 'bench_relie', 'run_benchmarks']
 
 # %% ../nbs/12b_benchmarks.ipynb #c005
 def timeit(fn: Callable[[], object], min_time: float = 1.0, warmup: int = 1) -> float:
@@ -33,34 +33,55 @@ def matmul_peak(n: int = 2048, min_time: float = 1.0) -> float:
 def _sync(device: str):
     if torch.device(device).type == "cuda": torch.cuda.synchronize()
 
+def native_bf16(device: str = "cpu", n: int = 256) -> bool:
+    "Whether bf16 products run at least as fast as fp32 ones on `device` (a GPU, or a CPU with AVX512-BF16 / AMX)."
+    if torch.device(device).type == "cuda": return True
+    a = torch.randn(n, n)
+    a16 = a.bfloat16()
+    return timeit(lambda: a16 @ a16, 0.05) <= timeit(lambda: a @ a, 0.05)
+
 def bench_crosscoder(n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, batch: int = 4096, reps: int = 3,
-                     device: str = "cpu") -> dict:
-    "Training tokens/s of our crosscoder step and of the reference's, and their fraction of the fp32 matmul rate."
+                     device: str = "cpu",
+                     bf16: bool | None = None,  # also time the step under bf16 autocast; None: where bf16 is native
+                     ) -> list[dict]:
+    """Training tokens/s of our crosscoder step (fp32, and under bf16 autocast) and of the reference's fp32 step,
+    with each one's fraction of the matmul rate of its precision; `frac_fp32_limit` is every row's against fp32's.
+    Emulated bf16 (a CPU without AVX512-BF16) is skipped by default: at full shapes a step takes minutes there."""
     from crosscoding_time.crosscoder import CrossCoder, CrossCoderConfig, reference_losses
     cfg = CrossCoderConfig(n_ckpt=n_ckpt, d_model=d_model, d_dict=d_dict)
     x = torch.randn(batch, n_ckpt, d_model, device=device)
-    def stepper(loss_fn):
+    def stepper(loss_fn, bf16=False):
         cc = CrossCoder(cfg, device=device)
         opt = torch.optim.Adam(cc.parameters(), lr=5e-5)
-        def step():
+        def step():   # as train_crosscoder runs it: autocast around the losses only
             opt.zero_grad(set_to_none=True)
-            loss_fn(cc, x)["loss"].backward()
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                out = loss_fn(cc, x)
+            out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(cc.parameters(), 1.0); opt.step()
         return step
     a, b = torch.randn(batch, n_ckpt * d_model, device=device), torch.randn(n_ckpt * d_model, d_dict, device=device)
     fns = dict(matmul=lambda: a @ b, ours=stepper(CrossCoder.losses), reference=stepper(reference_losses))
+    if native_bf16(device) if bf16 is None else bf16:
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        fns |= dict(matmul_bf16=lambda: a16 @ b16, ours_bf16=stepper(CrossCoder.losses, bf16=True))
     times = {k: [] for k in fns}
     for fn in fns.values(): fn()
     _sync(device)
     for _ in range(reps):
         for k, fn in fns.items():
             t = time.perf_counter(); fn(); _sync(device); times[k].append(time.perf_counter() - t)
-    t_mm, t_ours, t_ref = (min(times[k]) for k in fns)
-    peak, flops = 2 * batch * n_ckpt * d_model * d_dict / t_mm, 5 * 2 * batch * n_ckpt * d_model * d_dict
-    return dict(benchmark=f"crosscoder step n={n_ckpt} d={d_model} F={d_dict} B={batch} ({device})",
-                unit="tokens/s", ours=batch / t_ours, baseline=batch / t_ref, ratio=t_ref / t_ours,
-                limit=f"{peak / 1e9:.0f} GFLOP/s fp32 matmul", frac_limit=flops / t_ours / peak,
-                baseline_frac_limit=flops / t_ref / peak)
+    t = {k: min(v) for k, v in times.items()}
+    mm = 2 * batch * n_ckpt * d_model * d_dict       # one product of the encoder's shape; a step has 5
+    peak = mm / t["matmul"]
+    shape = f"n={n_ckpt} d={d_model} F={d_dict} B={batch} ({device}"
+    row = lambda name, k, lim, lim_name: dict(
+        benchmark=f"crosscoder step {shape}{name})", unit="tokens/s", ours=batch / t[k], baseline=batch / t["reference"],
+        ratio=t["reference"] / t[k], limit=f"{lim / 1e9:.0f} GFLOP/s {lim_name} matmul", frac_limit=5 * mm / t[k] / lim,
+        baseline_frac_limit=5 * mm / t["reference"] / peak, frac_fp32_limit=5 * mm / t[k] / peak)
+    rows = [row("", "ours", peak, "fp32")]
+    if "ours_bf16" in t: rows.append(row(", bf16 autocast", "ours_bf16", mm / t["matmul_bf16"], "bf16"))
+    return rows
 
 # %% ../nbs/12b_benchmarks.ipynb #c013
 def bench_pretrain(root, n_steps: int = 200, min_time: float = 2.0) -> dict:
@@ -143,7 +164,7 @@ def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataF
     rows = []
     try:
         if "crosscoder" in names:
-            rows.append(bench_crosscoder(**(dict(d_model=128, d_dict=1024, batch=1024, reps=2) if quick else {})))
+            rows += bench_crosscoder(**(dict(d_model=128, d_dict=1024, batch=1024, reps=2) if quick else {}))
         if {"pretrain", "harvest", "memory", "relie"} & set(names):
             p = bench_pretrain(root, n_steps=20 if quick else 200, min_time=0.3 if quick else 2.0)
             if "pretrain" in names: rows.append(p)

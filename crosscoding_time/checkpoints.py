@@ -626,10 +626,14 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 
 # %% ../nbs/02_checkpoints.ipynb #c103
 def fingerprint(obj) -> str:
-    "A short stable hash of a JSON-able configuration (dataclasses included)."
+    """A short stable hash of a JSON-able configuration (dataclasses included). A dataclass field with
+    `metadata={"fingerprint": "when-set"}` enters the hash only where it differs from its default: an option added
+    later leaves every existing cache valid."""
     import hashlib
     def enc(o):
-        if hasattr(o, "__dataclass_fields__"): return {k: enc(v) for k, v in asdict(o).items()}
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return {f.name: enc(getattr(o, f.name)) for f in dataclasses.fields(o)
+                    if not (f.metadata.get("fingerprint") == "when-set" and getattr(o, f.name) == f.default)}
         if isinstance(o, (list, tuple)): return [enc(v) for v in o]
         if isinstance(o, dict): return {k: enc(v) for k, v in o.items()}
         return o

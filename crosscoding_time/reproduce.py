@@ -47,11 +47,11 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
 
 # %% auto #0
 __all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan',
-           'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'preset_tasksets',
-           'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'combine_effects', 'relie_stage',
-           'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report', 'Accelerator',
-           'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins',
-           'run_paper', 'main']
+           'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'pretrain_configs',
+           'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
+           'combine_effects', 'relie_stage', 'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage',
+           'write_report', 'Accelerator', 'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks',
+           'shrink', 'offline_hub_twins', 'run_paper', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -179,11 +179,24 @@ PRESETS = {
                            seeds=(0, 1), model=MicroModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=128), n_tokens=100_000,
                            linear_every=16, harvest_tokens=8192, dict_mult=4, n_pairs=30, k=(10,),
                            train=TrainConfig(lr=2e-3, batch_size=512, n_tokens=8192, save_every=8, log_every=8)))),
-    # micro-OLMo: its own seed and data order, 3x micro-Pythia's tokens (the paper's OLMo saw 10x Pythia's), so that
-    # accuracy saturates early and representations have long to keep moving (PAPER.md §2.3)
-    "micro": Preset("micro", (PretrainConfig(),
-                              PretrainConfig(family="micro-olmo", n_tokens=24_000_000, linear_every=375, seed=1)),
-                    multilingual=MultilingualPlan()),
+    # micro: every figure from an empty cache in under 20 minutes on a 2-core CPU (issue 7). lr 2e-3, twice the
+    # prototype's, tells the prototype's staged story in 1.5M tokens instead of 8M. micro-OLMo: its own seed and data
+    # order, 1.6x micro-Pythia's tokens (the paper's OLMo saw 10x Pythia's), so that accuracy saturates early and
+    # representations have long to keep moving (PAPER.md §2.3). 100 pairs per task; crosscoders: 200 steps of 512 rows
+    # (EV 0.91 on micro-Pythia's triplet; at lr 2e-3 over 10 % of its L1 latents died, at 1e-3 3 %).
+    "micro": Preset("micro", (PretrainConfig(n_tokens=1_500_000, lr=2e-3, linear_every=100),
+                              PretrainConfig(family="micro-olmo", n_tokens=2_400_000, lr=2e-3, linear_every=200, seed=1)),
+                    n_pairs=100,
+                    crosscoders=CrosscoderPlan(harvest_tokens=102_400, dead_tokens=50_000, train=TrainConfig(
+                        lr=1e-3, batch_size=512, n_tokens=102_400, save_every=100, log_every=50)),
+                    relie=RelIEPlan(completeness_pairs=20),
+                    features=FeaturesPlan(n_seqs=300),
+                    multilingual=MultilingualPlan(
+                        family=PretrainConfig(family="micro-bloom", world=MultiWorldConfig(), vocab_size=2048,
+                                              n_tokens=1_200_000, lr=2e-3, linear_every=100, seed=2),
+                        profile_seqs=300, factorial=FactorialPlan(
+                            seeds=(0, 1), n_tokens=200_000, harvest_tokens=65_536, train=TrainConfig(
+                                lr=2e-3, batch_size=512, n_tokens=65_536, save_every=64, log_every=32)))),
 }
 
 def get_preset(name: str) -> Preset:
@@ -193,7 +206,7 @@ def get_preset(name: str) -> Preset:
 
 # %% ../nbs/13_reproduce.ipynb #c010
 STAGES = ("pretrain", "accuracy", "similarity", "crosscoders", "relie", "features", "multilingual", "figures")
-_CPU_FLOPS = 1e11   # effective training FLOP/s of a micro model on a 2-core CPU (16k tokens/s at 1M params)
+_CPU_FLOPS = 6e10   # effective training FLOP/s of a micro model on a 2-core CPU (9-10k tokens/s at 1M params)
 
 def _micro_params(family: str, model: MicroModelConfig, vocab_size: int) -> int:
     return sum(p.numel() for p in build_micro_model(family, model, vocab_size, 0).parameters())
@@ -222,6 +235,49 @@ def estimate_cost(preset: Preset) -> str:
 def pretrain_root(cfg: PretrainConfig, home: Path) -> Path:
     "Where a micro family pretrained with `cfg` lives: keyed by its own config, shared by every preset that uses it."
     return Path(home) / "pretrain" / fingerprint(cfg)
+
+def pretrain_configs(preset: Preset) -> list[PretrainConfig]:
+    "Every micro model a preset pretrains: its families, micro-BLOOM and the share x richness runs."
+    ml = preset.multilingual
+    cfgs = list(preset.families) + ([ml.family] if ml else [])
+    if ml and ml.factorial: cfgs += [run["config"] for run in ml.factorial.variants(ml.family)]
+    return cfgs
+
+def _pretrain_job(cfg: PretrainConfig, root: Path, threads: int) -> tuple[str, float]:
+    "One pretraining run in a worker process with `threads` torch threads; returns (family, seconds)."
+    import contextlib, io
+    torch.set_num_threads(threads)
+    t = time.time()
+    with contextlib.redirect_stdout(io.StringIO()): pretrain_micro(cfg, root=root, progress=False)
+    return cfg.family, time.time() - t
+
+def default_jobs() -> int:
+    "Worker processes for pretraining: one per core this process may use."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+def pretrain_all(preset: Preset, home: Path, jobs: int | None = None, progress: bool = True) -> None:
+    """Pretrain every micro model of `preset` that is not complete yet, `jobs` at a time, each in its own process on
+    one thread: small models use two threads poorly (on 2 cores, two 1-thread runs side by side train 1.4x the
+    tokens/s of one 2-thread run), and one thread per run makes the weights independent of the machine's core count."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import multiprocessing as mp
+    todo = [c for c in pretrain_configs(preset) if not _complete(c, home)]
+    jobs = min(jobs or default_jobs(), len(todo))
+    if jobs <= 1:                                    # in this process, with the caller's threads (and progress bars)
+        for c in todo: pretrain_micro(c, root=pretrain_root(c, home), progress=progress)
+        return
+    cost = lambda c: _micro_params(c.family, c.model, c.vocab_size) * c.n_tokens
+    todo.sort(key=cost, reverse=True)                # longest first: the pool ends with the short runs
+    print(f"pretraining {len(todo)} micro models, {jobs} processes of 1 thread")
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_pretrain_job, c, pretrain_root(c, home), 1) for c in todo]
+        for f in tqdm(as_completed(futs), total=len(futs), desc="pretraining", disable=not progress):
+            fam, secs = f.result()
+            if not progress: print(f"  {fam}: {secs:.0f} s")
+
+def _complete(cfg: PretrainConfig, home: Path) -> bool:
+    m = pretrain_root(cfg, home) / "models" / cfg.family / "manifest.json"
+    return m.exists() and bool(json.loads(m.read_text()).get("complete"))
 
 def preset_tasksets(preset: Preset, tokenizer) -> dict:
     "The preset's minimal pairs, converted with the family's tokenizer."
@@ -455,6 +511,15 @@ def features_stage(fam, revisions: Sequence[str], preset: Preset, root: Path, cc
     shutil.copytree(fdir / "out", out_dir, dirs_exist_ok=True)
     return pd.concat(shares, ignore_index=True)
 
+def _reselected(res: Path, revs: list[str]) -> None:
+    "Drop the cached results that depend on the chosen checkpoints when the choice changed (new curves, a new rule)."
+    import shutil
+    f = Path(res) / "selected.json"
+    if f.exists() and json.loads(f.read_text()) != revs:    # crosscoders, IE and features are keyed by their checkpoints
+        for p in ("crosscoder_stats.csv", "language_profile.csv"): (Path(res) / p).unlink(missing_ok=True)
+        shutil.rmtree(Path(res) / "relie", ignore_errors=True)
+    atomic_write_text(f, json.dumps(revs))
+
 def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot_acc, acc_frame: pd.DataFrame):
     "The paper's checkpoint rule on a family's curves: print and save the choice, and mark it on both figures."
     chosen = select_checkpoints(acc, sim, fallback=True)
@@ -465,7 +530,9 @@ def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot
                     save_figure(plot_similarity(sim, selected=revs), sim, out_dir, f"similarity_{name}")]
 
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
-                progress: bool = True) -> list[Path]:
+                progress: bool = True,
+                jobs: int | None = None,  # pretraining processes (`pretrain_all`); None: one per core, 1: in this process
+                ) -> list[Path]:
     "Regenerate every figure of `preset` into `out/<preset>/`; returns the PNG paths."
     if force is not None and force not in STAGES:
         raise ValueError(f"unknown stage {force!r} for --force; stages: {', '.join(STAGES)}")
@@ -474,12 +541,17 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
-    pngs, t0, all_stats, shares, ml_stats = [], time.time(), [], [], None
+    pngs, t0, all_stats, shares, ml_stats, times = [], time.time(), [], [], None, []
+    if "pretrain" in forced:                         # before any run starts: runs side by side must not delete each other's
+        import shutil
+        for c in pretrain_configs(preset): shutil.rmtree(pretrain_root(c, home) / "models" / c.family, ignore_errors=True)
+    pretrain_all(preset, home, jobs, progress)       # every model first, side by side; the stages below find them done
+    times.append(dict(part="pretraining", seconds=time.time() - t0))
     if preset.multilingual is not None:              # micro-BLOOM (PAPER.md §7.3) and the share x richness experiment
         pngs, ml_stats = multilingual_stage(preset, home, run_root, out_dir, forced, progress)
+        times.append(dict(part=preset.multilingual.family.family + " and share x richness", seconds=time.time() - t0 - times[0]["seconds"]))
     for fcfg in preset.families:
-        if "pretrain" in forced:
-            import shutil; shutil.rmtree(pretrain_root(fcfg, home) / "models" / fcfg.family, ignore_errors=True)
+        t1 = time.time()
         root = pretrain_root(fcfg, home)
         pretrain_micro(fcfg, root=root, progress=progress)
         fam = micro_family(fcfg.family, root)
@@ -492,6 +564,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
             fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
         chosen, figs = _select(fam.name, acc, sim, out_dir, plot_accuracy, acc)
+        _reselected(res, chosen.revision.tolist())
         pngs += figs
         if preset.crosscoders is not None:
             if "crosscoders" in forced:
@@ -511,6 +584,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
                     import shutil; shutil.rmtree(res / "features", ignore_errors=True)
                 shares.append(features_stage(fam, chosen.revision.tolist(), preset, root, run_root / "crosscoders" / fam.name,
                                              res, out_dir, progress))
+        times.append(dict(part=fcfg.family, seconds=time.time() - t1))
     if ml_stats is not None: all_stats.append(ml_stats)   # micro-BLOOM's rows last, as the paper's table
     if all_stats:                                    # one statistics table for every family (PAPER.md §4.3)
         stats = pd.concat(all_stats, ignore_index=True)
@@ -523,7 +597,10 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
             pngs.append(save_figure(plot_kind_shares(sub, f"top-{k} latents by |IE| per checkpoint (subject-verb tasks): "
                                                           "what the world's labels call them"), sub, out_dir, f"kind_shares_top{k}"))
     write_report(preset, out_dir)
-    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s")
+    times.append(dict(part="total", seconds=time.time() - t0))
+    atomic_write_text(out_dir / "timings.csv", pd.DataFrame(times).round(1).to_csv(index=False))   # this run's wall time
+    parts = ", ".join("{part} {seconds:.0f} s".format(**t) for t in times[:-1])
+    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s ({parts})")
     return pngs
 
 # %% ../nbs/13_reproduce.ipynb #0ece164b
@@ -550,7 +627,6 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     plan, rplan = preset.multilingual, preset.relie
     fcfg = plan.family
     root = pretrain_root(fcfg, home)
-    if "pretrain" in forced: shutil.rmtree(root / "models" / fcfg.family, ignore_errors=True)
     pretrain_micro(fcfg, root=root, progress=progress)
     fam = micro_family(fcfg.family, root)
     tok = load_tokenizer(fam, root=root)
@@ -566,6 +642,7 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
         fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
     chosen, figs = _select(name, acc, sim, out_dir, plot_accuracy_multilingual, with_lang_columns(acc))
     revs, pngs = chosen.revision.tolist(), pngs + figs
+    _reselected(res, revs)
     cc_dir = run_root / "crosscoders" / fam.name
     if "crosscoders" in forced: shutil.rmtree(cc_dir, ignore_errors=True)
     stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(fam, revs, preset.crosscoders, root, cc_dir,
@@ -620,8 +697,6 @@ def factorial_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, f
     for run in tqdm(runs, desc="share x richness", disable=not progress):
         cfg = run["config"]
         key = run_root / "factorial" / fingerprint((cfg, fp))
-        if "pretrain" in forced:
-            import shutil; shutil.rmtree(pretrain_root(cfg, home) / "models" / cfg.family, ignore_errors=True)
         if not (key / "outcome.csv").exists():
             root = pretrain_root(cfg, home)
             pretrain_micro(cfg, root=root, progress=False)
@@ -1124,6 +1199,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default="figures", help="output folder (default: figures)")
     f.add_argument("--home", default=None, help="artifact cache (default: $CTT_HOME or ~/.cache/crosscoding_time)")
     f.add_argument("--force", default=None, metavar="STAGE", help=f"recompute from this stage on: {', '.join(STAGES)}")
+    f.add_argument("--jobs", type=int, default=None, help="micro presets: pretraining processes (default: one per core; "
+                   "1: one process, the caller's threads)")
     f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
                    "download and compute nothing")
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
@@ -1131,6 +1208,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
+    t.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
     b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
     b.add_argument("names", nargs="*", default=[], help="which: crosscoder, pretrain, harvest, memory, relie (default: all)")
     b.add_argument("--out", default="figures/bench.csv", help="CSV to write (default: figures/bench.csv)")
@@ -1150,7 +1228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "pretrain":
             preset, home = get_preset(args.preset), Path(args.home or ctt_home())
             print(estimate_cost(preset))
-            for f in preset.families: print(pretrain_micro(f, root=pretrain_root(f, home)))
+            pretrain_all(preset, home, args.jobs)
+            for f in pretrain_configs(preset): print(pretrain_root(f, home) / "models" / f.family)
         elif args.command == "bench":
             from crosscoding_time.benchmarks import run_benchmarks, BENCHMARKS
             table = run_benchmarks(tuple(args.names) or BENCHMARKS, quick=args.quick)
@@ -1166,7 +1245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             preset = get_preset(args.preset)
             print(preset.describe()); print(estimate_cost(preset))
         elif args.command == "figures":
-            run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force)
+            run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force,
+                        jobs=args.jobs)
     except (KeyError, ValueError, FileNotFoundError) as e:
         print(f"ctt {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

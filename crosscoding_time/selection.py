@@ -150,6 +150,13 @@ def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chanc
     revs, accs = mean["revision"].tolist(), mean["accuracy"].to_numpy()
     jump = int(np.argmax(np.diff(accs))) + 1
     after = [i for i in range(jump, len(revs)) if worst[revs[i]] >= learned]
+    unlearned = []
+    if not after:   # a task the run never learns (a rare language, micro-BLOOM's Hindi): every task it does learn
+        last = acc[acc.revision == revs[-1]].set_index("task")["accuracy"]
+        unlearned = sorted(last.index[last < learned])
+        if len(unlearned) < len(last):
+            worst = acc[~acc.task.isin(unlearned)].groupby("revision")["accuracy"].min()
+            after = [i for i in range(jump, len(revs)) if worst[revs[i]] >= learned]
     done = after[0] if after else len(revs) - 1
     mid = done == jump and jump >= 2 and accs[jump - 1] >= chance   # the largest rise ends learned: take its start,
     if mid: jump -= 1                                               # a checkpoint in the middle of the learning
@@ -173,7 +180,8 @@ def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chanc
                (f"mean accuracy {accs[jump]:.2f}: mid-rise, above chance but not learned (the largest rise, "
                 f"{accs[jump]:.2f} -> {accs[jump + 1]:.2f}, ends with every task learned)" if mid else
                 f"mean accuracy {accs[jump - 1]:.2f} -> {accs[jump]:.2f}: the largest rise between two checkpoints"),
-               f"every task >= {learned} (min {worst[revs[done]]:.2f}) for the first time after the jump",
+               f"every task >= {learned} (min {worst[revs[done]]:.2f}) for the first time after the jump" +
+               (f"; left out, below {learned} at the last checkpoint: {', '.join(unlearned)}" if unlearned else ""),
                f"last checkpoint; mean accuracy {d_end:+.2f} since '{revs[done]}' "
                f"({'a plateau' if abs(d_end) < plateau else 'still changing'}), activation cosine to it {c_end:.2f}{shift}"]
     return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx],
