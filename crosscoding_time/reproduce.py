@@ -269,8 +269,9 @@ def pretrain_all(preset: Preset, home: Path, jobs: int | None = None, progress: 
     cost = lambda c: _micro_params(c.family, c.model, c.vocab_size) * c.n_tokens
     todo.sort(key=cost, reverse=True)                # longest first: the pool ends with the short runs
     print(f"pretraining {len(todo)} micro models, {jobs} processes of 1 thread")
+    from crosscoding_time import reproduce   # the module's function: a worker cannot import a notebook's __main__
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(_pretrain_job, c, pretrain_root(c, home), 1) for c in todo]
+        futs = [pool.submit(reproduce._pretrain_job, c, pretrain_root(c, home), 1) for c in todo]
         for f in tqdm(as_completed(futs), total=len(futs), desc="pretraining", disable=not progress):
             fam, secs = f.result()
             if not progress: print(f"  {fam}: {secs:.0f} s")
