@@ -549,8 +549,9 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     pretrain_all(preset, home, jobs, progress)       # every model first, side by side; the stages below find them done
     times.append(dict(part="pretraining", seconds=time.time() - t0))
     if preset.multilingual is not None:              # micro-BLOOM (PAPER.md §7.3) and the share x richness experiment
+        t1 = time.time()
         pngs, ml_stats = multilingual_stage(preset, home, run_root, out_dir, forced, progress)
-        times.append(dict(part=preset.multilingual.family.family + " and share x richness", seconds=time.time() - t0 - times[0]["seconds"]))
+        times.append(dict(part=preset.multilingual.family.family + " and share x richness", seconds=time.time() - t1))
     for fcfg in preset.families:
         t1 = time.time()
         root = pretrain_root(fcfg, home)
