@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'native_bf16', 'bench_crosscoder', 'bench_pretrain', 'bench_harvest',
-           'bench_harvest_memory', 'bench_relie', 'run_benchmarks']
+__all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'native_bf16', 'trained_state', 'bench_crosscoder', 'bench_pretrain',
+           'bench_harvest', 'bench_harvest_memory', 'bench_crosscoder_run', 'bench_relie', 'run_benchmarks']
 
 # %% ../nbs/12b_benchmarks.ipynb #c005
 def timeit(fn: Callable[[], object], min_time: float = 1.0, warmup: int = 1) -> float:
@@ -40,18 +40,32 @@ def native_bf16(device: str = "cpu", n: int = 256) -> bool:
     a16 = a.bfloat16()
     return timeit(lambda: a16 @ a16, 0.05) <= timeit(lambda: a @ a, 0.05)
 
+def trained_state(cc, x: torch.Tensor, l0: float):
+    """Set `cc.b_enc` so that every latent fires on l0/d_dict of the rows of `x`: a code as sparse as that of a
+    crosscoder trained to ℓ0 = `l0` active latents per token (the encoder and decoder stay as they are)."""
+    with torch.no_grad():
+        pre = cc.pre_acts(x) - cc.b_enc
+        B = len(pre)
+        k = B - min(B - 1, max(1, round(B * l0 / pre.shape[1])))
+        lo, hi = pre.kthvalue(k, 0).values, pre.kthvalue(k + 1, 0).values
+        cc.b_enc.copy_(-(lo + hi) / 2)      # halfway between two rows: no pre-activation sits at the ReLU's kink
+    return cc
+
 def bench_crosscoder(n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, batch: int = 4096, reps: int = 3,
                      device: str = "cpu",
                      bf16: bool | None = None,  # also time the step under bf16 autocast; None: where bf16 is native
+                     l0: float | None = 200,  # also time both steps at a trained code's sparsity (ℓ0 per token); None: not
                      ) -> list[dict]:
     """Training tokens/s of our crosscoder step (fp32, and under bf16 autocast) and of the reference's fp32 step,
+    at initialisation (about half the latents active) and at the sparsity of a trained crosscoder (ℓ0 = `l0`),
     with each one's fraction of the matmul rate of its precision; `frac_fp32_limit` is every row's against fp32's.
     Emulated bf16 (a CPU without AVX512-BF16) is skipped by default: at full shapes a step takes minutes there."""
     from crosscoding_time.crosscoder import CrossCoder, CrossCoderConfig, reference_losses
     cfg = CrossCoderConfig(n_ckpt=n_ckpt, d_model=d_model, d_dict=d_dict)
     x = torch.randn(batch, n_ckpt, d_model, device=device)
-    def stepper(loss_fn, bf16=False):
+    def stepper(loss_fn, bf16=False, sparse_l0=None):
         cc = CrossCoder(cfg, device=device)
+        if sparse_l0 is not None: trained_state(cc, x, sparse_l0)
         opt = torch.optim.Adam(cc.parameters(), lr=5e-5)
         def step():   # as train_crosscoder runs it: autocast around the losses only
             opt.zero_grad(set_to_none=True)
@@ -59,12 +73,15 @@ def bench_crosscoder(n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, ba
                 out = loss_fn(cc, x)
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(cc.parameters(), 1.0); opt.step()
+        step.cc = cc
         return step
     a, b = torch.randn(batch, n_ckpt * d_model, device=device), torch.randn(n_ckpt * d_model, d_dict, device=device)
     fns = dict(matmul=lambda: a @ b, ours=stepper(CrossCoder.losses), reference=stepper(reference_losses))
     if native_bf16(device) if bf16 is None else bf16:
         a16, b16 = a.bfloat16(), b.bfloat16()
         fns |= dict(matmul_bf16=lambda: a16 @ b16, ours_bf16=stepper(CrossCoder.losses, bf16=True))
+    if l0 is not None:
+        fns |= dict(ours_l0=stepper(CrossCoder.losses, sparse_l0=l0), reference_l0=stepper(reference_losses, sparse_l0=l0))
     times = {k: [] for k in fns}
     for fn in fns.values(): fn()
     _sync(device)
@@ -75,13 +92,18 @@ def bench_crosscoder(n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, ba
     mm = 2 * batch * n_ckpt * d_model * d_dict       # one product of the encoder's shape; a step has 5
     peak = mm / t["matmul"]
     shape = f"n={n_ckpt} d={d_model} F={d_dict} B={batch} ({device}"
-    row = lambda name, k, lim, lim_name: dict(
-        benchmark=f"crosscoder step {shape}{name})", unit="tokens/s", ours=batch / t[k], baseline=batch / t["reference"],
-        ratio=t["reference"] / t[k], limit=f"{lim / 1e9:.0f} GFLOP/s {lim_name} matmul", frac_limit=5 * mm / t[k] / lim,
-        baseline_frac_limit=5 * mm / t["reference"] / peak, frac_fp32_limit=5 * mm / t[k] / peak)
-    rows = [row("", "ours", peak, "fp32")]
-    if "ours_bf16" in t: rows.append(row(", bf16 autocast", "ours_bf16", mm / t["matmul_bf16"], "bf16"))
+    row = lambda name, k, lim, lim_name, base="reference": dict(
+        benchmark=f"crosscoder step {shape}{name})", unit="tokens/s", ours=batch / t[k], baseline=batch / t[base],
+        ratio=t[base] / t[k], limit=f"{lim / 1e9:.0f} GFLOP/s {lim_name}", frac_limit=5 * mm / t[k] / lim,
+        baseline_frac_limit=5 * mm / t[base] / peak, frac_fp32_limit=5 * mm / t[k] / peak)
+    rows = [row(", at init", "ours", peak, "fp32 matmul")]
+    if "ours_bf16" in t: rows.append(row(", at init, bf16 autocast", "ours_bf16", mm / t["matmul_bf16"], "bf16 matmul"))
+    if l0 is not None:
+        with torch.no_grad(): got = float(CrossCoder.losses(fns["ours_l0"].cc, x)["l0"])   # ℓ0 after the timed steps
+        rows.append(row(f", trained l0={got:.0f}: {got / d_dict:.1%} active, sparse step", "ours_l0", peak,
+                        "fp32 matmul (flops of the dense step)", base="reference_l0"))
     return rows
+
 
 # %% ../nbs/12b_benchmarks.ipynb #c013
 def bench_pretrain(root, n_steps: int = 200, min_time: float = 2.0) -> dict:
@@ -126,6 +148,34 @@ def bench_harvest_memory(root, n_tokens: int = 100_000) -> dict:
                 ours=big["maxrss_mb"], baseline=small["maxrss_mb"], ratio=big["maxrss_mb"] / small["maxrss_mb"],
                 limit="2x rows", frac_limit=float("nan"), baseline_frac_limit=float("nan"))
 
+# %% ../nbs/12b_benchmarks.ipynb #c013b
+def bench_crosscoder_run(root, n_tokens: int = 102_400) -> dict:
+    "Tokens/s of a whole micro crosscoder training run with the sparse-capable step against the dense step."
+    import json, tempfile
+    from dataclasses import replace
+    from crosscoding_time.checkpoints import micro_family
+    from crosscoding_time.activations import ActivationCache, HarvestConfig
+    from crosscoding_time.training import train_crosscoder
+    from crosscoding_time.reproduce import get_preset
+    fam = micro_family("micro-pythia", root)
+    revs = fam.names[-3:]
+    plan = get_preset("micro").crosscoders
+    train = replace(plan.train, n_tokens=n_tokens, save_every=10 ** 9)
+    src = ActivationCache.build(HarvestConfig.micro(fam.name, revs, n_tokens=n_tokens), root=root, progress=False)
+    secs, l0 = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg in (("sparse", train), ("dense", replace(train, sparse_below=0))):
+            t = time.perf_counter()
+            train_crosscoder(plan.crosscoder_config("l1", 3, fam.d_model), src, cfg, Path(tmp) / name, progress=False)
+            secs[name] = time.perf_counter() - t
+            l0[name] = [json.loads(l)["l0"] for l in open(Path(tmp) / name / "log.jsonl")]
+    F_ = plan.dict_mult * fam.d_model
+    return dict(benchmark=f"crosscoder training run: 3 checkpoints x d={fam.d_model}, {F_} latents, {train.total_steps} "
+                          f"steps of {train.batch_size} (l0 {l0['sparse'][0]:.0f} -> {l0['sparse'][-1]:.0f}): "
+                          f"default vs dense step", unit="tokens/s", ours=n_tokens / secs["sparse"],
+                baseline=n_tokens / secs["dense"], ratio=secs["dense"] / secs["sparse"], limit="",
+                frac_limit=float("nan"), baseline_frac_limit=float("nan"))
+
 # %% ../nbs/12b_benchmarks.ipynb #c015
 def bench_relie(root, n_pairs: int = 128, batch_sizes: tuple[int, ...] = (4, 16), min_time: float = 2.0) -> list[dict]:
     "Pairs/s of batched integrated gradients against the per-step loop, at each batch size."
@@ -152,7 +202,7 @@ def bench_relie(root, n_pairs: int = 128, batch_sizes: tuple[int, ...] = (4, 16)
     return rows
 
 # %% ../nbs/12b_benchmarks.ipynb #c017
-BENCHMARKS = ("crosscoder", "pretrain", "harvest", "memory", "relie")
+BENCHMARKS = ("crosscoder", "crosscoder-run", "pretrain", "harvest", "memory", "relie")
 
 def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataFrame:
     "Run benchmarks (`BENCHMARKS`) into one table: ours, baseline, ratio, fraction of the machine's limit."
@@ -164,10 +214,11 @@ def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataF
     rows = []
     try:
         if "crosscoder" in names:
-            rows += bench_crosscoder(**(dict(d_model=128, d_dict=1024, batch=1024, reps=2) if quick else {}))
-        if {"pretrain", "harvest", "memory", "relie"} & set(names):
+            rows += bench_crosscoder(**(dict(d_model=128, d_dict=1024, batch=1024, reps=2, l0=50) if quick else {}))
+        if {"crosscoder-run", "pretrain", "harvest", "memory", "relie"} & set(names):
             p = bench_pretrain(root, n_steps=20 if quick else 200, min_time=0.3 if quick else 2.0)
             if "pretrain" in names: rows.append(p)
+        if "crosscoder-run" in names: rows.append(bench_crosscoder_run(root, 512 * 20 if quick else 102_400))
         if "harvest" in names: rows.append(bench_harvest(root, n_seqs=8 if quick else 64))
         if "memory" in names: rows.append(bench_harvest_memory(root, 5_000 if quick else 100_000))
         if "relie" in names: rows += bench_relie(root, n_pairs=16 if quick else 128, min_time=0.2 if quick else 2.0)

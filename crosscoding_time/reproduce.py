@@ -1212,7 +1212,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
     t.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
     b = sub.add_parser("bench", help="run the benchmarks and print one table (also written as CSV)")
-    b.add_argument("names", nargs="*", default=[], help="which: crosscoder, pretrain, harvest, memory, relie (default: all)")
+    from crosscoding_time.benchmarks import BENCHMARKS
+    b.add_argument("names", nargs="*", default=[], help="which: " + ", ".join(BENCHMARKS) + " (default: all)")
     b.add_argument("--out", default="figures/bench.csv", help="CSV to write (default: figures/bench.csv)")
     b.add_argument("--quick", action="store_true", help="small shapes, seconds instead of minutes")
     s = sub.add_parser("presets", help="list the presets, or describe one")

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from .world import atomic_write, atomic_write_text
-from .crosscoder import CrossCoder, CrossCoderConfig, explained_variance
+from .crosscoder import CrossCoder, CrossCoderConfig, explained_variance, SPARSE_BELOW
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_factor', 'l1_factor', 'init_distributed', 'local_slice', 'make_logger', 'train_crosscoder']
@@ -35,6 +35,8 @@ class TrainConfig:
     bf16: bool = True                # §3.3 autocast to bf16 on GPU (ignored on CPU)
     bf16_cpu: bool = field(default=False, metadata={"fingerprint": "when-set"})  # autocast on CPU too: ~4x faster
                                      # steps where the CPU multiplies bf16 natively (AVX512-BF16, AMX); off: fp32 (§3.1)
+    sparse_below: float = field(default=SPARSE_BELOW, metadata={"fingerprint": "when-set"})  # L1 on the CPU: the
+                                     # sparse step where under this share of f is active (05_crosscoder); 0: dense
 
     @property
     def total_steps(self) -> int: return self.n_tokens // self.batch_size
@@ -66,8 +68,8 @@ class _Step(torch.nn.Module):
     "The crosscoder's loss as a module's forward, so DistributedDataParallel can wrap it."
     def __init__(self, cc: CrossCoder):
         super().__init__(); self.cc = cc
-    def forward(self, x, l1_coeff: float, step: int):
-        return self.cc.losses(x, l1_coeff=l1_coeff, step=step)
+    def forward(self, x, l1_coeff: float, step: int, sparse_below: float = SPARSE_BELOW):
+        return self.cc.losses(x, l1_coeff=l1_coeff, step=step, sparse_below=sparse_below)
 
 # %% ../nbs/06_training.ipynb #c012
 def make_logger(kind: str | None, out_dir: Path, config: dict):
@@ -135,7 +137,7 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
         x = local_slice(next(batches), rank, world).to(device) * scales.to(device)[None, :, None]
         for g in opt.param_groups: g["lr"] = cfg.lr * lr_factor(step, cfg)
         with torch.autocast(**amp):
-            out = step_fn(x, cc_cfg.l1_coeff * l1_factor(step, cfg), step)
+            out = step_fn(x, cc_cfg.l1_coeff * l1_factor(step, cfg), step, cfg.sparse_below)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(cc.parameters(), cfg.grad_clip)

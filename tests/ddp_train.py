@@ -23,5 +23,7 @@ class ToySource:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     cfg = CrossCoderConfig(n_ckpt=3, d_model=16, d_dict=64, l1_coeff=0.05, seed=3)
-    train = TrainConfig(lr=2e-3, batch_size=128, n_tokens=128 * 60, save_every=1000, log_every=20)
+    train = TrainConfig(lr=2e-3, batch_size=128, n_tokens=128 * 60, save_every=1000, log_every=20,
+                        sparse_below=1.0 if sys.argv[2:] == ["sparse"] else 0.0)   # the sparse step at every step, or
+                                                                                   # the dense autograd step throughout
     train_crosscoder(cfg, ToySource(), train, Path(sys.argv[1]), progress=False)

@@ -15,10 +15,11 @@ def _run(cmd, cwd) -> str:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     return r.stdout
 
-def test_torchrun_matches_single_process(tmp_path):
-    _run([sys.executable, str(HERE / "ddp_train.py"), str(tmp_path / "single")], tmp_path)
-    out = _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-          str(HERE / "ddp_train.py"), str(tmp_path / "ddp")], tmp_path)
+@pytest.mark.parametrize("step", ["dense", "sparse"])   # both crosscoder steps of 05_crosscoder
+def test_torchrun_matches_single_process(tmp_path, step):
+    _run([sys.executable, str(HERE / "ddp_train.py"), str(tmp_path / "single"), step], tmp_path)
+    out = _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                "29533" if step == "dense" else "29534", str(HERE / "ddp_train.py"), str(tmp_path / "ddp"), step], tmp_path)
     a = load_file(tmp_path / "single" / "final" / "model.safetensors")
     b = load_file(tmp_path / "ddp" / "final" / "model.safetensors")
     assert a.keys() == b.keys()
