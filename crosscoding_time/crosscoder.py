@@ -206,6 +206,20 @@ def _bag(idx: Tensor, table: Tensor, offsets: Tensor, w: Tensor) -> Tensor:
     "Sparse × dense: row r of the result is Σ w[e] · table[idx[e]] over the entries e of bag r (offsets[r] on)."
     return F.embedding_bag(idx, table, offsets, mode='sum', per_sample_weights=w)
 
+def _csr(t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    "Row pointers, column indices and values of the nonzero entries of a 2-D tensor."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
+        csr = t.to_sparse_csr()
+    return csr.crow_indices(), csr.col_indices(), csr.values()
+
+def _sddmm(crow: Tensor, col: Tensor, vals: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    "(a @ b) at the entries of a CSR pattern only (a sampled product), as their values."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse (CSR tensor support is in beta|invariant checks)')
+        return torch.sparse.sampled_addmm(torch.sparse_csr_tensor(crow, col, vals, (a.shape[0], b.shape[1])), a, b,
+                                          beta=0.0).values()
+
 class _SparseL1Step(torch.autograd.Function):
     """f = ReLU(x W_enc + b_enc) and x̂ = f W_dec + b_dec with gradients for every input. Where f is sparse
     (fewer than `sparse_below` of its entries active), the decoder and all three backward products run on the
@@ -218,10 +232,7 @@ class _SparseL1Step(torch.autograd.Function):
         f = torch.addmm(b_enc, x2d, W_enc2d).relu_()
         ctx.sparse = bool(n_active(f) < sparse_below * f.numel())
         if ctx.sparse:
-            with warnings.catch_warnings():
-                warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')
-                csr = f.to_sparse_csr()  # keeps the f > 0 entries (a ReLU gives no negatives)
-            crow, col, vals = csr.crow_indices(), csr.col_indices(), csr.values()
+            crow, col, vals = _csr(f)  # the f > 0 entries (a ReLU gives no negatives)
             x_hat = _bag(col, W_dec2d, crow[:-1], vals).add_(b_dec)
             ctx.save_for_backward(x2d, W_enc2d, W_dec2d, crow, col, vals)
         else:
@@ -243,16 +254,66 @@ class _SparseL1Step(torch.autograd.Function):
         x2d, W_enc2d, W_dec2d, crow, col, vals = ctx.saved_tensors
         B, F_ = x2d.shape[0], W_dec2d.shape[0]
         rows, ccol, rows_t, perm = _transposed(crow, col, F_)
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', message='Sparse (CSR tensor support is in beta|invariant checks)')
-            d_pre = torch.sparse.sampled_addmm(torch.sparse_csr_tensor(crow, col, vals, (B, F_)), g, W_dec2d.t(),
-                                               beta=0.0).values()   # ∂f on f's support: ∂pre there
+        d_pre = _sddmm(crow, col, vals, g, W_dec2d.t())   # ∂f on f's support: ∂pre there
         if grad_f is not None: d_pre = d_pre + grad_f[rows, col]
         return (_bag(col, W_enc2d.t().contiguous(), crow[:-1], d_pre) if need[0] else None,
                 _bag(rows_t, x2d, ccol[:-1], d_pre[perm]).t() if need[1] else None,
                 torch.zeros(F_, dtype=d_pre.dtype).index_add_(0, col, d_pre) if need[2] else None,
                 _bag(rows_t, g, ccol[:-1], vals[perm]) if need[3] else None,
                 g.sum(0) if need[4] else None, None)
+
+class _SparseDecode(torch.autograd.Function):
+    """f @ W (+ b) from f's nonzero entries. Backward: ∂W = fᵀ·∂out on them, and ∂f on f's support only (zero
+    elsewhere). Exact where f's other entries cannot pass a gradient back anyway: ReLU zeros, and entries that a
+    top-k left out (BatchTopK's f, AuxK's dead latents), whose gradient the top-k's scatter drops."""
+    @staticmethod
+    def forward(ctx, f, W2d, b):
+        crow, col, vals = _csr(f)
+        out = _bag(col, W2d, crow[:-1], vals)
+        if b is not None: out.add_(b)
+        ctx.save_for_backward(W2d, crow, col, vals)
+        ctx.shape = f.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        W2d, crow, col, vals = ctx.saved_tensors
+        (B, F_), g, need = ctx.shape, g.contiguous(), ctx.needs_input_grad
+        d_f = d_W = None
+        if need[0]:
+            rows = torch.repeat_interleave(torch.arange(B), crow.diff())
+            d_f = g.new_zeros(B * F_).index_put_((rows * F_ + col,), _sddmm(crow, col, vals, g, W2d.t())).view(B, F_)
+        if need[1]:
+            _, ccol, rows_t, perm = _transposed(crow, col, F_)
+            d_W = _bag(rows_t, g, ccol[:-1], vals[perm])
+        return d_f, d_W, g.sum(0) if need[2] else None
+
+def _sparse_mm(f: Tensor, W2d: Tensor, b: Tensor | None, sparse_below: float) -> Tensor:
+    "f @ W2d (+ b); from f's nonzero entries (`_SparseDecode`) where fewer than `sparse_below` of f's entries are."
+    if n_active(f) < sparse_below * f.numel(): return _SparseDecode.apply(f, W2d, b)
+    return f @ W2d if b is None else torch.addmm(b, f, W2d)
+
+class _SparseGradLinear(torch.autograd.Function):
+    """x @ W + b, whose backward runs ∂W = xᵀ·∂out (and ∂x) on ∂out's nonzero entries where fewer than
+    `sparse_below` of them are: BatchTopK's encoder, whose gradient lives on the kept and the AuxK latents."""
+    @staticmethod
+    def forward(ctx, x2d, W2d, b, sparse_below: float):
+        ctx.save_for_backward(x2d, W2d)
+        ctx.sparse_below = sparse_below
+        return torch.addmm(b, x2d, W2d)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x2d, W2d), need = ctx.saved_tensors, ctx.needs_input_grad
+        if n_active(g) < ctx.sparse_below * g.numel():
+            crow, col, vals = _csr(g)
+            _, ccol, rows_t, perm = _transposed(crow, col, g.shape[1])
+            d_W = _bag(rows_t, x2d, ccol[:-1], vals[perm]).t() if need[1] else None
+            d_x = _bag(col, W2d.t().contiguous(), crow[:-1], vals) if need[0] else None
+        else:
+            d_W = x2d.t() @ g if need[1] else None
+            d_x = g @ W2d.t() if need[0] else None
+        return d_x, d_W, g.sum(0) if need[2] else None, None
 
 
 # %% ../nbs/05_crosscoder.ipynb #c019
@@ -272,7 +333,7 @@ def losses(self: CrossCoder,
     "The training loss and its terms: `loss, l2, l1, l0, f, x_hat` (and `aux` for BatchTopK)."
     if self.folded: raise ValueError("the losses are defined in normalised space (§3.4): unfold_scaling() before training")
     x = x.to(self.W_enc.dtype)  # e.g. bf16 activations from a buffer (§3.3): the crosscoder is fp32
-    if self.cfg.kind == 'batchtopk': return self._batchtopk_losses(x, step)
+    if self.cfg.kind == 'batchtopk': return self._batchtopk_losses(x, step, sparse_below)
     B, (n, d) = x.shape[0], (self.cfg.n_ckpt, self.cfg.d_model)
     if _sparse_eligible(x, self.W_enc, sparse_below):
         check_acts(x, self.cfg, finite=False)
@@ -371,6 +432,7 @@ def aux_loss(self: CrossCoder,
              e: Float[Tensor, "batch n_ckpt d_model"],  # the residual error x − x̂ (detached)
              f: Float[Tensor, "batch d_dict"],  # post-ReLU activations, before the top-k
              f_scaled: Float[Tensor, "batch d_dict"],  # their weighted values (the ranking)
+             sparse_below: float = 0.0,  # decode from the kept entries where fewer than this share are (`losses`)
              ) -> Tensor:
     "AuxK: the top `top_k_aux` dead latents per token reconstruct `e`, normalised by e's variance (§3.6)."
     dead = self.dead_latents()
@@ -379,24 +441,31 @@ def aux_loss(self: CrossCoder,
     idx = torch.where(dead, f_scaled, -torch.inf).detach().topk(min(self.cfg.top_k_aux, n_dead), dim=-1, sorted=False).indices
     f_aux = torch.zeros_like(f).scatter(-1, idx, f.gather(-1, idx))
     e = e.reshape(e.shape[0], -1)
-    e_hat = f_aux @ self.W_dec.reshape(f.shape[1], -1)    # no decoder bias
+    e_hat = _sparse_mm(f_aux, self.W_dec.reshape(f.shape[1], -1), None, sparse_below)    # no decoder bias
     loss = (e - e_hat).pow(2).sum(-1).mean() / (e - e.mean(0)).pow(2).sum(-1).mean()
     return loss.nan_to_num(0.0)
 
 @patch
-def _batchtopk_losses(self: CrossCoder, x: Float[Tensor, "batch n_ckpt d_model"], step: int | None) -> dict:
+def _batchtopk_losses(self: CrossCoder, x: Float[Tensor, "batch n_ckpt d_model"], step: int | None,
+                      sparse_below: float = 0.0,  # the sparse products where f is sparser (`losses`); 0: dense
+                      ) -> dict:
     "BatchTopK's loss L2 + α·AuxK; in training mode with a `step`, also updates the threshold and the dead counts."
-    B = x.shape[0]
+    B, (n, d) = x.shape[0], (self.cfg.n_ckpt, self.cfg.d_model)
     weights = self.latent_weights()
-    f_post = self.pre_acts(x).relu_()
+    sparse_below = sparse_below if _sparse_eligible(x, self.W_enc, sparse_below) else 0.0
+    if sparse_below:   # the encoder's backward and the decoder on the kept entries (_SparseGradLinear, _SparseDecode)
+        check_acts(x, self.cfg, finite=False)
+        f_post = _SparseGradLinear.apply(x.reshape(B, n * d), self.W_enc.reshape(n * d, -1), self.b_enc,
+                                         sparse_below).relu_()
+    else: f_post = self.pre_acts(x).relu_()
     f_scaled = f_post.detach() * weights.detach()                   # only ranks: no gradient through it
     f = self.batch_topk(f_post, f_scaled, step)
-    x_hat = self.decode(f)
+    x_hat = _sparse_mm(f, self.W_dec.reshape(-1, n * d), self.b_dec.reshape(n * d), sparse_below).view(B, n, d)
     l2 = F.mse_loss(x_hat.float(), x, reduction='sum') / B
     if self.training and step is not None:
         self.update_threshold(f.detach() * weights.detach(), step)
         self.record_firing(f)
-    aux = self.aux_loss((x - x_hat).detach(), f_post, f_scaled)
+    aux = self.aux_loss((x - x_hat).detach(), f_post, f_scaled, sparse_below)
     with torch.no_grad(): l1, l0 = (f @ weights).mean(), n_active(f) / B
     return dict(loss=l2 + self.cfg.aux_coeff * aux, l2=l2, aux=aux, l1=l1, l0=l0, f=f, x_hat=x_hat)
 
