@@ -110,7 +110,6 @@ def bench_crosscoder(n_ckpt: int = 3, d_model: int = 512, d_dict: int = 4096, ba
                         "fp32 matmul (flops of the dense step)", base="topk_dense"))
     return rows
 
-
 # %% ../nbs/12b_benchmarks.ipynb #c013
 def bench_pretrain(root, n_steps: int = 200, min_time: float = 2.0) -> dict:
     "Tokens/s of `pretrain_micro` (micro model shape) against its bare training step."

@@ -133,11 +133,15 @@ class CrossCoder(nn.Module):
         self.fold_scales: tuple[float, ...] | None = None  # the s_c folded into the weights (§3.4), None while unfolded
         self.to(device)
 
-    def pre_acts(self, x: Float[Tensor, "batch n_ckpt d_model"]) -> Float[Tensor, "batch d_dict"]:
-        "Σ_c x_c W_enc[c] + b_enc, as one matrix product."
+    def _enc_operands(self, x: Float[Tensor, "batch n_ckpt d_model"]) -> tuple[Tensor, Tensor]:
+        "The encoder's two matrices: `x` (checked) as [batch, n_ckpt·d_model], W_enc as [n_ckpt·d_model, d_dict]."
         check_acts(x, self.cfg, finite=False)
         B, nd = x.shape[0], self.cfg.n_ckpt * self.cfg.d_model
-        return torch.addmm(self.b_enc, x.to(self.W_enc.dtype).reshape(B, nd), self.W_enc.reshape(nd, -1))
+        return x.to(self.W_enc.dtype).reshape(B, nd), self.W_enc.reshape(nd, -1)
+
+    def pre_acts(self, x: Float[Tensor, "batch n_ckpt d_model"]) -> Float[Tensor, "batch d_dict"]:
+        "Σ_c x_c W_enc[c] + b_enc, as one matrix product."
+        return torch.addmm(self.b_enc, *self._enc_operands(x))
 
     def encode(self, x: Float[Tensor, "batch n_ckpt d_model"],
                step: int | None = None,  # BatchTopK training step (sets k); None: the final k
@@ -190,13 +194,17 @@ def set_weights(cc: CrossCoder, **tensors) -> CrossCoder:
 SPARSE_BELOW = 0.12  # the sparse step pays where under 12 % of f is active (measured: 05_crosscoder, "A sparse step")
 
 def _sparse_eligible(x: Tensor, W: Tensor, sparse_below: float) -> bool:
-    "Whether `_SparseL1Step` may run: a CPU fp32 step that builds a graph, outside autocast."
+    "Whether the sparse step (L1 or BatchTopK) may run: a CPU fp32 step that builds a graph, outside autocast."
     return (sparse_below > 0 and torch.is_grad_enabled() and W.device.type == 'cpu' and W.dtype == torch.float32
             and not torch.is_autocast_enabled('cpu'))
 
-def _transposed(crow: Tensor, col: Tensor, n_cols: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _rows(crow: Tensor) -> Tensor:
+    "The row of each entry of a CSR pattern."
+    return torch.repeat_interleave(torch.arange(len(crow) - 1), crow.diff())
+
+def _transposed(crow: Tensor, col: Tensor, n_cols: int, rows: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     "For a CSR pattern: each entry's row, and the transpose's row pointers, column indices and entry order."
-    rows = torch.repeat_interleave(torch.arange(len(crow) - 1), crow.diff())
+    rows = _rows(crow) if rows is None else rows
     perm = torch.argsort(col, stable=True)
     ccol = torch.zeros(n_cols + 1, dtype=crow.dtype)
     ccol[1:] = torch.bincount(col, minlength=n_cols).cumsum(0)
@@ -279,12 +287,11 @@ class _SparseDecode(torch.autograd.Function):
     def backward(ctx, g):
         W2d, crow, col, vals = ctx.saved_tensors
         (B, F_), g, need = ctx.shape, g.contiguous(), ctx.needs_input_grad
-        d_f = d_W = None
+        d_f, d_W, rows = None, None, _rows(crow)
         if need[0]:
-            rows = torch.repeat_interleave(torch.arange(B), crow.diff())
             d_f = g.new_zeros(B * F_).index_put_((rows * F_ + col,), _sddmm(crow, col, vals, g, W2d.t())).view(B, F_)
         if need[1]:
-            _, ccol, rows_t, perm = _transposed(crow, col, F_)
+            _, ccol, rows_t, perm = _transposed(crow, col, F_, rows)
             d_W = _bag(rows_t, g, ccol[:-1], vals[perm])
         return d_f, d_W, g.sum(0) if need[2] else None
 
@@ -315,7 +322,6 @@ class _SparseGradLinear(torch.autograd.Function):
             d_x = g @ W2d.t() if need[0] else None
         return d_x, d_W, g.sum(0) if need[2] else None, None
 
-
 # %% ../nbs/05_crosscoder.ipynb #c019
 def n_active(f: Float[Tensor, "batch d_dict"]) -> Tensor:
     """How many entries of post-ReLU activations are active (> 0): a count of nonzero bit patterns, 20x faster than
@@ -328,7 +334,7 @@ def losses(self: CrossCoder,
            x: Float[Tensor, "batch n_ckpt d_model"],  # normalised activations (§3.4)
            l1_coeff: float | None = None,  # λ for this step (the trainer's warm-up); None: cfg.l1_coeff
            step: int | None = None,  # training step: BatchTopK's k, threshold and dead-latent updates (§3.6)
-           sparse_below: float = SPARSE_BELOW,  # L1 on the CPU: the sparse step where f is sparser; 0: always dense
+           sparse_below: float = SPARSE_BELOW,  # on the CPU: the sparse step where f is sparser; 0: always dense
            ) -> dict:
     "The training loss and its terms: `loss, l2, l1, l0, f, x_hat` (and `aux` for BatchTopK)."
     if self.folded: raise ValueError("the losses are defined in normalised space (§3.4): unfold_scaling() before training")
@@ -336,9 +342,8 @@ def losses(self: CrossCoder,
     if self.cfg.kind == 'batchtopk': return self._batchtopk_losses(x, step, sparse_below)
     B, (n, d) = x.shape[0], (self.cfg.n_ckpt, self.cfg.d_model)
     if _sparse_eligible(x, self.W_enc, sparse_below):
-        check_acts(x, self.cfg, finite=False)
-        f, x_hat = _SparseL1Step.apply(x.reshape(B, n * d), self.W_enc.reshape(n * d, -1), self.b_enc,
-                                       self.W_dec.reshape(-1, n * d), self.b_dec.reshape(n * d), sparse_below)
+        f, x_hat = _SparseL1Step.apply(*self._enc_operands(x), self.b_enc, self.W_dec.reshape(-1, n * d),
+                                       self.b_dec.reshape(n * d), sparse_below)
         x_hat = x_hat.view(B, n, d)
         l1 = f.sum(0) @ self.latent_weights() / B  # the same L1; its gradient reaches f as a broadcast, not a
     else:                                          # [batch, d_dict] tensor
@@ -454,9 +459,7 @@ def _batchtopk_losses(self: CrossCoder, x: Float[Tensor, "batch n_ckpt d_model"]
     weights = self.latent_weights()
     sparse_below = sparse_below if _sparse_eligible(x, self.W_enc, sparse_below) else 0.0
     if sparse_below:   # the encoder's backward and the decoder on the kept entries (_SparseGradLinear, _SparseDecode)
-        check_acts(x, self.cfg, finite=False)
-        f_post = _SparseGradLinear.apply(x.reshape(B, n * d), self.W_enc.reshape(n * d, -1), self.b_enc,
-                                         sparse_below).relu_()
+        f_post = _SparseGradLinear.apply(*self._enc_operands(x), self.b_enc, sparse_below).relu_()
     else: f_post = self.pre_acts(x).relu_()
     f_scaled = f_post.detach() * weights.detach()                   # only ranks: no gradient through it
     f = self.batch_topk(f_post, f_scaled, step)

@@ -35,7 +35,7 @@ class TrainConfig:
     bf16: bool = True                # §3.3 autocast to bf16 on GPU (ignored on CPU)
     bf16_cpu: bool = field(default=False, metadata={"fingerprint": "when-set"})  # autocast on CPU too: ~4x faster
                                      # steps where the CPU multiplies bf16 natively (AVX512-BF16, AMX); off: fp32 (§3.1)
-    sparse_below: float = field(default=SPARSE_BELOW, metadata={"fingerprint": "when-set"})  # L1 on the CPU: the
+    sparse_below: float = field(default=SPARSE_BELOW, metadata={"fingerprint": "when-set"})  # on the CPU: the
                                      # sparse step where under this share of f is active (05_crosscoder); 0: dense
 
     @property
