@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #c004
 from __future__ import annotations
-import json, math, os, sys, time
+import atexit, json, math, os, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
@@ -53,23 +53,37 @@ def l1_factor(step: int, cfg: TrainConfig) -> float:
 
 # %% ../nbs/06_training.ipynb #c009
 def init_distributed() -> tuple[int, int]:
-    "Join the `torchrun` process group if there is one; returns (rank, world_size)."
+    "Join the `torchrun` process group if there is one (and leave it at exit); returns (rank, world_size)."
     if dist.is_available() and not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # torch.distributed.nn.functional's defaults read `group.WORLD` when it is imported (torch.optim does, via
+        # torch._dynamo); imported after this point it would hold the group for good and `_leave_group` could not
+        # end it. Imported first, its defaults are None.
+        import torch.distributed.nn.functional
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(_leave_group)
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+def _leave_group():
+    # Leave the group while the interpreter is whole: its threads are joined here, not during shutdown
+    # (pytorch/pytorch#190489). A group the caller destroyed already is left alone.
+    if dist.is_initialized(): dist.destroy_process_group()
 
 def local_slice(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     "This process's contiguous share of a global batch."
     if len(x) % world: raise ValueError(f"global batch of {len(x)} rows does not split over {world} processes")
     return x.chunk(world)[rank]
 
-class _Step(torch.nn.Module):
-    "The crosscoder's loss as a module's forward, so DistributedDataParallel can wrap it."
-    def __init__(self, cc: CrossCoder):
-        super().__init__(); self.cc = cc
-    def forward(self, x, l1_coeff: float, step: int, sparse_below: float = SPARSE_BELOW):
-        return self.cc.losses(x, l1_coeff=l1_coeff, step=step, sparse_below=sparse_below)
+def _broadcast(tensors, src: int = 0):
+    "Every process takes `src`'s values of `tensors` (in place)."
+    for t in tensors: dist.broadcast(t.data, src)
+
+def _average_grads(params: list[torch.nn.Parameter], world: int):
+    "Replace each gradient by its mean over the processes: one flat all-reduce, the gradient DDP computes."
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    dist.all_reduce(flat); flat /= world
+    for p, g in zip(params, flat.split([p.numel() for p in params])): p.grad = g.view_as(p).to(p.dtype)
 
 # %% ../nbs/06_training.ipynb #c012
 def make_logger(kind: str | None, out_dir: Path, config: dict):
@@ -118,8 +132,7 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
         if st["fingerprint"] != fp:
             raise ValueError(f"{state_path} belongs to another configuration; delete it or use another out_dir")
         cc.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); start = st["step"]
-    step_fn = _Step(cc)
-    if world > 1: step_fn = torch.nn.parallel.DistributedDataParallel(step_fn)
+    if world > 1: _broadcast(cc.state_dict().values())  # one starting point, as DDP's constructor makes sure
     end = cfg.total_steps if max_steps is None else min(cfg.total_steps, max_steps)
     n_params = sum(p.numel() for p in cc.parameters())
     amp = dict(device_type=device.type, dtype=torch.bfloat16,
@@ -136,10 +149,12 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
     for step in range(start, end):
         x = local_slice(next(batches), rank, world).to(device) * scales.to(device)[None, :, None]
         for g in opt.param_groups: g["lr"] = cfg.lr * lr_factor(step, cfg)
+        if world > 1: _broadcast(cc.buffers())   # BatchTopK's threshold and dead counts: rank 0's, as DDP does
         with torch.autocast(**amp):
-            out = step_fn(x, cc_cfg.l1_coeff * l1_factor(step, cfg), step, cfg.sparse_below)
+            out = cc.losses(x, l1_coeff=cc_cfg.l1_coeff * l1_factor(step, cfg), step=step, sparse_below=cfg.sparse_below)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
+        if world > 1: _average_grads(list(cc.parameters()), world)
         torch.nn.utils.clip_grad_norm_(cc.parameters(), cfg.grad_clip)
         opt.step()
         bar.update(1)
