@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['KINDS', 'SPARSE_BELOW', 'FORMAT', 'EV_KINDS', 'CrossCoderConfig', 'check_acts', 'CrossCoder', 'set_weights',
-           'n_active', 'reference_losses', 'synthetic_acts', 'explained_variance']
+           'n_active', 'reference_losses', 'topk_every_entry', 'synthetic_acts', 'explained_variance']
 
 # %% ../nbs/05_crosscoder.ipynb #c004
 import dataclasses, hashlib, json, math, time, warnings
@@ -395,6 +395,11 @@ def k_at(self: CrossCoder, step: int) -> int:
     if step >= c.k_anneal_steps: return c.k
     return max(1, round(c.k_init - (c.k_init - c.k) * step / c.k_anneal_steps))
 
+def topk_every_entry(f: Float[Tensor, "batch d_dict"], f_scaled: Float[Tensor, "batch d_dict"], n: int) -> Tensor:
+    "The plain batch-level top-k (PAPER.md §3.6): f kept at the n largest entries of f_scaled, zeros ranked too."
+    keep = f_scaled.flatten().topk(min(n, f.numel()), sorted=False).indices
+    return torch.zeros_like(f).flatten().scatter(0, keep, f.flatten()[keep]).view_as(f)
+
 @patch
 def batch_topk(self: CrossCoder,
                f: Float[Tensor, "batch d_dict"],  # post-ReLU activations
@@ -403,8 +408,12 @@ def batch_topk(self: CrossCoder,
                ) -> Float[Tensor, "batch d_dict"]:
     "Training: keep the top k × batch entries of `f_scaled` across the batch. Eval: those above the threshold."
     if not self.training: return f * (f_scaled > self.threshold)
-    k = self.cfg.k if step is None else self.k_at(step)
-    keep = f_scaled.flatten().topk(min(k * f.shape[0], f.numel()), sorted=False).indices
+    k, flat = self.cfg.k if step is None else self.k_at(step), f_scaled.flatten()
+    # Only the positive entries are ranked: a kept zero (what `topk_every_entry` keeps when fewer than k·batch
+    # are positive) adds nothing to f and passes no gradient back through the ReLU. The same f and gradients;
+    # ranking all B·F entries took 18 % of a trained step at the benchmark's shape (12b_benchmarks).
+    keep, n = flat.nonzero().squeeze(1), min(k * f.shape[0], f.numel())
+    if len(keep) > n: keep = keep[flat[keep].topk(n, sorted=False).indices]
     return torch.zeros_like(f).flatten().scatter(0, keep, f.flatten()[keep]).view_as(f)
 
 # %% ../nbs/05_crosscoder.ipynb #c029

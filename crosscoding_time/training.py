@@ -58,7 +58,8 @@ def init_distributed() -> tuple[int, int]:
         # torch.distributed.nn.functional's defaults read `group.WORLD` when it is imported (torch.optim does, via
         # torch._dynamo); imported after this point it would hold the group for good and `_leave_group` could not
         # end it. Imported first, its defaults are None.
-        import torch.distributed.nn.functional
+        try: import torch.distributed.nn.functional
+        except ImportError: pass                     # a build without it: nothing can hold the group that way
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         atexit.register(_leave_group)
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
