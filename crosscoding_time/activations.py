@@ -25,7 +25,7 @@ __all__ = ['DTYPES', 'HELDOUT_SEED', 'BLOOM_SHARES', 'HUB_TEXT', 'HarvestConfig'
            'mix_sequences', 'hub_texts', 'hub_sequences', 'sequence_stream', 'sequences', 'token_batches', 'ckpt_name',
            'check_models', 'check_order', 'check_tokens', 'hook_activations', 'harvest', 'scales_of', 'estimate_scales',
            'ActivationSource', 'family_fingerprint', 'cache_dir', 'config_diff', 'harvest_cost', 'to_storage',
-           'ActivationCache', 'ActivationStream', 'stream_peak_rss', 'harvest_throughput']
+           'ActivationCache', 'ActivationStream', 'stream_peak_rss', 'stream_leaks', 'harvest_throughput']
 
 # %% ../nbs/04_activations.ipynb #c006
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}  # storage dtypes
@@ -694,7 +694,7 @@ class ActivationStream(ActivationSource):
 
 # %% ../nbs/04_activations.ipynb #c046
 _RSS_SCRIPT = """
-import json, os, resource, sys, torch
+import json, os, sys, torch
 torch.set_num_threads(1)
 try:
     import psutil
@@ -702,15 +702,15 @@ try:
 except ImportError:  # psutil is not a dependency; Linux has /proc
     def rss(): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 from crosscoding_time.activations import HarvestConfig, ActivationStream
-root, batch_size = sys.argv[1], int(sys.argv[2])
+root, batch_size, keep = sys.argv[1], int(sys.argv[2]), sys.argv[4] == '1'
 cfg = HarvestConfig(**json.loads(sys.argv[3]))
 stream = ActivationStream(cfg, root)
-rows, start = 0, rss()
+rows, kept, row_bytes, start = 0, [], 0, rss()
 peak = start
 for b in stream.batches(batch_size, seed=0):
-    rows += len(b); peak = max(peak, rss())
-print(json.dumps(dict(rows=rows, rss_start_mb=start / 2**20, rss_peak_mb=peak / 2**20,
-                      maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+    rows += len(b); row_bytes = b[0].nbytes; peak = max(peak, rss())
+    if keep: kept.append(b)                 # the deliberate leak
+print(json.dumps(dict(rows=rows, row_bytes=row_bytes, rss_start_mb=start / 2**20, rss_peak_mb=peak / 2**20)))
 """
 
 def stream_peak_rss(
@@ -718,18 +718,28 @@ def stream_peak_rss(
     root: Path | str,  # artifact root
     n_tokens: Sequence[int],  # one fresh process per value, all at once
     batch_size: int = 256,  # rows per batch
-) -> list[dict]:  # per run: rows streamed; RSS (MiB) when streaming starts, its peak while streaming, ru_maxrss
+    keep: bool = False,  # the measured processes keep every batch: a deliberate leak, to show the check fails
+) -> list[dict]:  # per run: rows streamed, bytes per row, RSS (MiB) when streaming starts and its peak while streaming
     "Resident memory of fresh processes that each stream one pass of `cfg` at `n_tokens` rows (sampled every batch)."
     import subprocess, sys
     procs = [subprocess.Popen([sys.executable, '-c', _RSS_SCRIPT, str(root), str(batch_size),
-                               json.dumps(asdict(replace(cfg, n_tokens=n)))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for n in n_tokens]
+                               json.dumps(asdict(replace(cfg, n_tokens=n))), str(int(keep))],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in n_tokens]
     out = []
     for p in procs:
         so, se = p.communicate()
         if p.returncode: raise RuntimeError(f"the measuring process failed:\n{se[-2000:]}")
         out.append(json.loads(so.strip().splitlines()[-1]))
     return out
+
+def stream_leaks(
+    runs: list[dict],  # two `stream_peak_rss` runs, the second with more rows
+    frac: float = 0.5,  # the share of the extra rows' bytes that counts as a leak
+) -> dict:  # growth of each run (MiB), the extra rows' size if kept (MiB), and `leaks`
+    "Whether streaming more rows grew the process by `frac` of what keeping the extra rows would take."
+    growth = [r['rss_peak_mb'] - r['rss_start_mb'] for r in runs]
+    extra_mb = (runs[1]['rows'] - runs[0]['rows']) * runs[1]['row_bytes'] / 2**20
+    return dict(growth_mb=growth, extra_rows_mb=extra_mb, leaks=growth[1] - growth[0] >= frac * extra_mb)
 
 # %% ../nbs/04_activations.ipynb #c050
 @torch.no_grad()

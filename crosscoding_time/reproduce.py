@@ -600,9 +600,12 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
                                                           "what the world's labels call them"), sub, out_dir, f"kind_shares_top{k}"))
     write_report(preset, out_dir)
     times.append(dict(part="total", seconds=time.time() - t0))
-    atomic_write_text(out_dir / "timings.csv", pd.DataFrame(times).round(1).to_csv(index=False))   # this run's wall time
+    from crosscoding_time.benchmarks import matmul_peak   # the machine beside its times: they are read together
+    machine = dict(fp32_matmul_gflops=round(matmul_peak() / 1e9), threads=torch.get_num_threads(), torch=torch.__version__)
+    atomic_write_text(out_dir / "timings.csv", pd.DataFrame(times).round(1).assign(**machine).to_csv(index=False))
     parts = ", ".join("{part} {seconds:.0f} s".format(**t) for t in times[:-1])
-    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s ({parts})")
+    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s ({parts}) on a machine "
+          f"of {machine['fp32_matmul_gflops']} GFLOP/s fp32 matmul ({machine['threads']} threads, torch {machine['torch']})")
     return pngs
 
 # %% ../nbs/13_reproduce.ipynb #0ece164b

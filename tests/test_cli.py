@@ -138,6 +138,7 @@ def test_figures_micro_from_empty_cache(tmp_path):
     # artifact and writes the same tables
     tim = pd.read_csv(out / "timings.csv")
     assert {"pretraining", "micro-pythia", "micro-olmo", "total"} <= set(tim.part), tim
+    print("cold run from an empty cache:", tim.to_string(index=False))
     before = {p.name: p.read_bytes() for p in out.glob("*.csv") if p.name != "timings.csv"}
     r2 = ctt("figures", "--out", str(tmp_path / "figures"), home=tmp_path / "home")
     assert r2.returncode == 0, r2.stderr[-3000:]
