@@ -11,9 +11,10 @@ from torch import Tensor
 from .evaluation import classify, reldec_pairs
 
 # %% auto #0
-__all__ = ['METHODS', 'AGGREGATIONS', 'RULES', 'METRICS', 'PAPER_COLUMNS', 'ZERO_RULES', 'VIEWS', 'IndirectEffects',
-           'indirect_effects', 'ablation_effects', 'rel_ie', 'three_way_group', 'top_k', 'top_k_union', 'trajectory',
-           'plot_relie_3d', 'ie_extremes', 'plot_ie_evolution']
+__all__ = ['METHODS', 'AGGREGATIONS', 'RULES', 'METRICS', 'REFERENCE_COLUMNS', 'PAPER_BATCH', 'CLAMS_TASK_NAMES', 'ZERO_RULES',
+           'VIEWS', 'reference_columns', 'aggregate_effects', 'IndirectEffects', 'indirect_effects', 'ablation_effects',
+           'combine_effects', 'rel_ie', 'three_way_group', 'top_k', 'top_k_union', 'trajectory', 'plot_relie_3d',
+           'ie_extremes', 'plot_ie_evolution']
 
 # %% ../nbs/08_relie.ipynb #c006
 import copy, json, math
@@ -32,7 +33,33 @@ METHODS = ("ig", "atp")                 # integrated gradients (PAPER.md §5.1);
 AGGREGATIONS = ("example", "paper")     # sum over a pair's positions, mean over pairs | the reference's (§5.1, §11.4)
 RULES = ("left", "midpoint")            # where IG evaluates the gradient on [0, 1] (the paper: left)
 METRICS = ("logit", "logprob")          # logit(wrong) - logit(correct) (§5.1) | the same in log-probabilities (§5.5)
-PAPER_COLUMNS = len(fields(MinimalPair))  # the reference weights each batch by its dataset's column count (§5.1)
+# The reference multiplies each batch's mean by `len(batch)` of a Hugging Face slice: its dataset's column count
+# (attribution.py, get_nodes). BLiMP's 13 published fields plus the 4 that utils.py adds (clean_prefix,
+# clean_answer, patch_answer, skip); CLAMS's 6 (sentence_good, sentence_bad and those 4); MultiBLiMP's 7 (and lang).
+REFERENCE_COLUMNS = {"blimp": 17, "clams": 6, "multiblimp": 7}
+PAPER_BATCH = 4                         # pairs per batch in the reference (attribution.py: batch_size=4)
+CLAMS_TASK_NAMES = ("long_vp_coord", "obj_rel_across_anim", "obj_rel_within_anim", "prep_anim", "simple_agrmt",
+                    "subj_rel", "vp_coord")  # CLAMS's seven tasks (utils.py, load_clams); CLAMS pairs are "{lang}_{task}"
+
+def reference_columns(task: str) -> int:
+    "The column count the reference's dataset for `task` has (BLiMP-style tasks, the micro world's included: 17)."
+    if task.startswith("multiblimp"): return REFERENCE_COLUMNS["multiblimp"]
+    if task.split("_", 1)[-1] in CLAMS_TASK_NAMES: return REFERENCE_COLUMNS["clams"]
+    return REFERENCE_COLUMNS["blimp"]
+
+def aggregate_effects(
+    batches: Sequence[Float[Tensor, "B T d_dict"]],  # per batch: thresholded effects per (pair, position, latent)
+    aggregation: str = "example",  # 'example' or 'paper' (see the text above)
+    columns: int = REFERENCE_COLUMNS["blimp"],  # the reference's multiplier, 'paper' only
+) -> Float[Tensor, "d_dict"]:
+    "One IE per latent from per-position effects: a mean over pairs of per-pair sums, or the reference's formula."
+    if aggregation not in AGGREGATIONS: raise ValueError(f"unknown aggregation {aggregation!r}; use one of {AGGREGATIONS}")
+    return sum(_batch_total(b, aggregation, columns) for b in batches) / sum(len(b) for b in batches)
+
+def _batch_total(ie_pos: Tensor, aggregation: str, columns: int) -> Tensor:
+    "One batch's share of the numerator: summed over pairs and positions, or the reference's mean times its columns."
+    if aggregation == "example": return ie_pos.double().sum((0, 1))
+    return ie_pos.double().mean((0, 1)) * columns      # every (pair, position) row of the padded batch, padding too
 
 # %% ../nbs/08_relie.ipynb #c007
 def _pair_tokens(tokenizer, pairs: Sequence[MinimalPair], what: str, first_token: bool) -> tuple[Tensor, Tensor]:
@@ -246,9 +273,9 @@ def indirect_effects(
     steps: int = 10,  # IG steps, α = k/steps for k = 0..steps-1 (§5.1: 10)
     rule: str = "left",  # 'left': α = k/steps, the paper's (§5.1, §11.6); 'midpoint': α = (k + 1/2)/steps, more exact
     threshold: float = 0.1,  # per-(pair, position, latent) |IE| <= threshold is set to 0 before aggregating (§5.1)
-    aggregation: str = "example",  # 'example': sum over a pair's positions, mean over pairs; 'paper': §5.1 exactly
+    aggregation: str = "example",  # 'example': sum over a pair's positions, mean over pairs; 'paper': the reference's
     metric: str = "logit",  # 'logit': logit(wrong) - logit(correct) (§5.1); 'logprob': the same in log-probabilities
-    batch_size: int = 16,  # pairs per batch (the paper: 4; it matters only to the 'paper' aggregation)
+    batch_size: int | None = None,  # pairs per batch; None: 4 for 'paper' (the reference's), else 16
     chunk: int = 256,  # most sequences (α steps x pairs) in one forward and backward: bounds memory
     prepend_bos: bool = True,  # put BOS before each prefix, as `tasks.next_token_margin`
     first_token: bool = False,  # allow multi-token answers and read their first token (the paper requires one token)
@@ -257,7 +284,9 @@ def indirect_effects(
 ) -> IndirectEffects:
     "IE of every crosscoder latent on `pairs`, per checkpoint, by integrated gradients through the spliced crosscoder."
     what = "indirect_effects"
+    if batch_size is None: batch_size = PAPER_BATCH if aggregation == "paper" else 16
     pairs = _check_args(pairs, method, steps, aggregation, metric, threshold, batch_size, chunk, what)
+    columns = reference_columns(pairs[0].task)
     hook = _check_setup(models, cc, hook, what)
     raw = _raw_space(cc, scales)
     if rule not in RULES: raise ValueError(f"unknown IG rule {rule!r}; use one of {RULES}")
@@ -275,15 +304,13 @@ def indirect_effects(
             ie_pos, err_pos, ends = _ig_batch(model, hook, raw, c, bt, steps, chunk, metric, batched, rule)
             m_clean[c, sl], m_cf[c, sl] = ends
             if threshold > 0: ie_pos = torch.where(ie_pos.abs() > threshold, ie_pos, 0.0)
-            if aggregation == "example":
-                ie[c] += ie_pos.sum((0, 1)).double(); err[c] += err_pos.sum().double()
-            else:   # the reference: mean over every (pair, position) row of the padded batch, times the column count
-                ie[c] += ie_pos.mean((0, 1)).double() * PAPER_COLUMNS; err[c] += err_pos.mean().double() * PAPER_COLUMNS
+            ie[c] += _batch_total(ie_pos, aggregation, columns); err[c] += _batch_total(err_pos, aggregation, columns)
             bar.update(B)
         start += B
     bar.close()
     settings = dict(method=method, steps=steps, rule=rule, threshold=threshold, aggregation=aggregation, metric=metric,
                     batch_size=batch_size, prepend_bos=prepend_bos, first_token=first_token, hook=hook,
+                    **({"columns": columns} if aggregation == "paper" else {}),
                     counterfactual="patch_prefix" if any(p.patch_prefix is not None for p in pairs) else "zero")
     return IndirectEffects((ie / len(pairs)).float(), (err / len(pairs)).float(), m_clean, m_cf,
                            tuple(cc.cfg.checkpoints), pairs[0].task, settings)
@@ -333,6 +360,27 @@ def ablation_effects(
             bar.update(B)
     bar.close()
     return (out / len(pairs)).float()
+
+# %% ../nbs/08_relie.ipynb #comb1
+def combine_effects(
+    parts: Sequence[IndirectEffects],  # effects on consecutive parts of one set, in order, with the same settings
+    task: str,  # the name of the whole set ('subjectverb')
+) -> IndirectEffects:
+    "The effects on the concatenation of `parts`' pairs, from each part's (exactly, or an error saying why not)."
+    keys = {json.dumps(p.settings, sort_keys=True) for p in parts}
+    if len(keys) > 1: raise ValueError("effects measured with different settings do not combine: " + " vs ".join(sorted(keys)))
+    s = parts[0].settings
+    if s["aggregation"] == "paper":
+        straddle = [p.task for p in parts[:-1] if p.n_pairs % s["batch_size"]]
+        if straddle:
+            raise ValueError(f"with aggregation='paper' the reference's batches of {s['batch_size']} would straddle the end "
+                             f"of {straddle} (pair counts not multiples of {s['batch_size']}): compute the effects on "
+                             "the concatenated pairs instead")
+    n = torch.tensor([float(p.n_pairs) for p in parts])
+    w = n / n.sum()
+    return IndirectEffects(sum(wi * p.ie for wi, p in zip(w, parts)), sum(wi * p.error for wi, p in zip(w, parts)),
+                           torch.cat([p.metric_clean for p in parts], 1), torch.cat([p.metric_cf for p in parts], 1),
+                           parts[0].checkpoints, task, s)
 
 # %% ../nbs/08_relie.ipynb #c033
 ZERO_RULES = ("uniform", "paper", "nan")

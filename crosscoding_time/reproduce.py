@@ -37,7 +37,7 @@ from .checkpoints import (twin_config, default_hook, get_family, PAPER_GRIDS, PA
                                           PAPER_TRIPLETS, checkpoint_steps, build_micro_model)
 from .tasks import score_tasks
 from .crosscoder import CrossCoderConfig
-from .relie import top_k
+from .relie import top_k, combine_effects
 from .multilingual import (multiblimp_tasks, parse_task, task_name, with_lang_columns, plot_accuracy_multilingual,
                                            overlap_frame, overlap_summary, plot_overlap, plot_overlap_trend, language_profile,
                                            scope_shares, plot_scope_shares, hindi_overlap, factorial_effects, plot_factorial_grid)
@@ -49,9 +49,9 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
 __all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan',
            'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'pretrain_configs',
            'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
-           'combine_effects', 'relie_stage', 'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage',
-           'write_report', 'Accelerator', 'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks',
-           'shrink', 'offline_hub_twins', 'run_paper', 'main']
+           'relie_stage', 'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report',
+           'Accelerator', 'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
+           'offline_hub_twins', 'run_paper', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -344,16 +344,6 @@ def stats_table_markdown(df: pd.DataFrame) -> str:
             cells += [f"{r.l0:.2f}", f"{int(r.dead)}", f"{r.ev:.3f}", *ce]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-def combine_effects(parts: Sequence[IndirectEffects], task: str) -> IndirectEffects:
-    "One task's effects from several ('subjectverb' from its four subtasks): the pair-weighted mean of 'example' IEs."
-    if any(p.settings.get("aggregation") != "example" for p in parts):
-        raise ValueError("only 'example'-aggregated effects combine exactly (a mean over pairs)")
-    n = torch.tensor([float(p.n_pairs) for p in parts])
-    w = n / n.sum()
-    return IndirectEffects(sum(wi * p.ie for wi, p in zip(w, parts)), sum(wi * p.error for wi, p in zip(w, parts)),
-                           torch.cat([p.metric_clean for p in parts], 1), torch.cat([p.metric_cf for p in parts], 1),
-                           parts[0].checkpoints, task, parts[0].settings)
 
 def _cached_effects(path: Path, compute) -> IndirectEffects:
     if (path / "meta.json").exists(): return IndirectEffects.load(path)
