@@ -508,7 +508,7 @@ def load_hf_model(
     device: str | torch.device = 'cpu',  # where to put the weights
     dtype: torch.dtype = torch.float32,  # weight dtype
     trust_remote_code: bool = False,  # run modelling code from the repository (never by default)
-    use_safetensors: bool = True,  # refuse pickled weights (DESIGN.md, Artifacts)
+    use_safetensors: bool | None = None,  # None: safetensors, else a .bin read weights-only; True: safetensors only
 ):
     "The plain Hugging Face model of `family` at `revision`, in eval mode with eager attention."
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -519,14 +519,20 @@ def load_hf_model(
     cfg = AutoConfig.from_pretrained(src, revision=hub_rev, trust_remote_code=trust_remote_code)
     arch = (cfg.architectures or ['?'])[0]
     if arch != fam.arch: raise ValueError(f"{where} holds a {arch}, but family {fam.name!r} is a {fam.arch}")
+    import pickle
     try:
-        with quiet_hf():
+        with quiet_hf():   # weights_only: a .bin goes through torch's restricted unpickler, which runs no code
             model = AutoModelForCausalLM.from_pretrained(src, revision=hub_rev, dtype=dtype, use_safetensors=use_safetensors,
-                                                         attn_implementation='eager', trust_remote_code=trust_remote_code)
+                                                         weights_only=True, attn_implementation='eager',
+                                                         trust_remote_code=trust_remote_code)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{where}: its pytorch_model.bin holds more than tensors (torch's weights-only unpickler "
+                         f"refused it: {str(e).splitlines()[-1][:200]}). Nothing was run; a file that needs the full "
+                         "unpickler is never loaded: convert it to safetensors where you trust it.") from e
     except OSError as e:
         if not use_safetensors: raise
-        raise OSError(f"{where} has no safetensors weights ({e}). If it holds only a PyTorch pickle "
-                      "(some old hub branches do) and you trust it, pass use_safetensors=False.") from e
+        raise OSError(f"{where} has no safetensors weights ({e}). If it holds a pytorch_model.bin (some old hub "
+                      "branches do), use_safetensors=None reads it with torch's weights-only unpickler.") from e
     return model.to(device).eval()
 
 def load_model(
@@ -537,7 +543,7 @@ def load_model(
     device: str | torch.device = 'cpu',  # where to put the model
     dtype: torch.dtype = torch.float32,  # weight dtype
     trust_remote_code: bool = False,  # run code from the repository (never by default)
-    use_safetensors: bool = True,  # refuse pickled weights (DESIGN.md, Artifacts)
+    use_safetensors: bool | None = None,  # None: safetensors, else a .bin read weights-only; True: safetensors only
     prepend_bos: bool | None = False,  # `to_tokens` default; None keeps TransformerLens's per-architecture one
 ):
     "A TransformerLens `TransformerBridge` of `family` at `revision`, with its tokenizer attached."
