@@ -15,7 +15,8 @@ from .world import atomic_write, atomic_write_text
 from .crosscoder import CrossCoder, CrossCoderConfig, explained_variance, SPARSE_BELOW
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_factor', 'l1_factor', 'init_distributed', 'local_slice', 'make_logger', 'train_crosscoder']
+__all__ = ['TrainConfig', 'lr_factor', 'l1_factor', 'init_distributed', 'local_device', 'local_slice', 'make_logger',
+           'train_crosscoder']
 
 # %% ../nbs/06_training.ipynb #c005
 @dataclass(frozen=True)
@@ -60,10 +61,16 @@ def init_distributed() -> tuple[int, int]:
         # end it. Imported first, its defaults are None.
         try: import torch.distributed.nn.functional
         except ImportError: pass                     # a build without it: nothing can hold the group that way
+        if torch.cuda.is_available(): torch.cuda.set_device(local_device())   # else every rank would use cuda:0
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         atexit.register(_leave_group)
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+def local_device() -> torch.device:
+    "This process's device: under `torchrun`, GPU `LOCAL_RANK` of its node; the CPU where there is no GPU."
+    if not torch.cuda.is_available(): return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 def _leave_group():
     # Leave the group while the interpreter is whole: its threads are joined here, not during shutdown
@@ -117,7 +124,7 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
     "Train (or resume, or load if finished) a crosscoder on `source`; the result is saved in `out_dir/final`."
     from tqdm.auto import tqdm
     out_dir, rank, world = Path(out_dir), *init_distributed()
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device else local_device()
     if (source.n_ckpt, source.d_model) != (cc_cfg.n_ckpt, cc_cfg.d_model):
         raise ValueError(f"the source holds {source.n_ckpt} checkpoints x d_model {source.d_model}, the crosscoder "
                          f"expects {cc_cfg.n_ckpt} x {cc_cfg.d_model}")
