@@ -151,8 +151,9 @@ BLOOM_SHARES = (('en', .35), ('zh', .19), ('fr', .15), ('es', .13), ('pt', .06),
 
 HUB_TEXT = {  # by architecture (PAPER.md §3.5)
     'GPTNeoXForCausalLM': TextSource('monology/pile-uncopyrighted'),
-    # the reference downloads v1_6-sample but tokenizes v1_5r2 file names (PAPER.md §11.13); v1_6-sample here
-    'OlmoForCausalLM': TextSource('allenai/dolma', url_list='urls/v1_6-sample.txt'),
+    # The reference's download script fetches v1_6-sample, but its tokenizing script globs `v1_5r2_sample-*.json.gz`,
+    # the file names of Dolma's v1.5 sample: the text it tokenized, and the one the plan prices (v1_5-sample here)
+    'OlmoForCausalLM': TextSource('allenai/dolma', url_list='urls/v1_5-sample.txt'),
     'BloomForCausalLM': TextSource('allenai/c4', data_files='multilingual/c4-{lang}.tfrecord-*.json.gz',
                                    languages=BLOOM_SHARES, min_chars=2048)}
 
