@@ -1032,7 +1032,7 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/13_reproduce.ipynb #db216743
-import contextlib, hashlib
+import contextlib, hashlib, textwrap
 
 @dataclass(frozen=True)
 class PaperData:
@@ -1089,7 +1089,8 @@ def shrink(p: PaperPreset, rows: int = 4096, d_dict: int = 128, seq_len: int = 3
     the recipe's form (Adam, warm-up, decay) kept, its learning rate raised for a run of a few steps. The IE threshold
     drops to `threshold`: a random-weight twin's per-latent effects sit far under §5.1's 0.1, so every top-k would be empty."""
     batch = 256
-    return replace(p, d_dict=d_dict, ie_examples=ie_examples, relie=replace(p.relie, threshold=threshold), task_pairs=ie_examples, val_batches=2, ce_seqs=8,
+    return replace(p, d_dict=d_dict, ie_examples=ie_examples, task_pairs=ie_examples, val_batches=2, ce_seqs=8,
+                   relie=replace(p.relie, threshold=threshold),
                    seeds=tuple(seeds or p.seeds[:1]), grid=tuple(grid or p.grid),
                    harvest=replace(p.harvest, seq_len=seq_len, n_tokens=rows, batch_seqs=8, buffer_mult=8, norm_batches=2),
                    train=replace(p.train, n_tokens=rows, batch_size=batch, save_every=8, log_every=4, lr=1e-3),
@@ -1229,8 +1230,9 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                 for ph, by_lang in _by_phenomenon(ies[comp]).items():
                     for k in p.relie.k:
                         df = _overlap_2way(by_lang, k, label)
-                        pngs.append(save_figure(plot_overlap(df, f"{p.name} {ph}, 2-way {label}: top-{k} of both checkpoints"),
-                                                df, out_dir, f"overlap_2way_{ph.replace('#', 'num')}_top{k}_{p.name}_{cname}"))
+                        fig = plot_overlap(df, f"{p.name} {ph}: each language's top-{k} of both checkpoints")
+                        fig.suptitle(textwrap.fill(fig.get_suptitle(), 44), fontsize=10); fig.tight_layout()  # one panel: wrap
+                        pngs.append(save_figure(fig, df, out_dir, f"overlap_2way_{ph.replace('#', 'num')}_top{k}_{p.name}_{cname}"))
             if comp == trip:                       # §8: cards of the triplet's top latents on the LM text
                 _paper_cards(p, fam, tok, models, cc, _main_effects(ies[trip], multi), names, out_dir, progress)
             for t, ie in ies[comp].items():        # the reference's annotation CSV (§8), per task, top-k union
