@@ -50,8 +50,8 @@ __all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 
            'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'pretrain_configs',
            'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
            'relie_stage', 'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report',
-           'Accelerator', 'PaperPreset', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
-           'offline_hub_twins', 'run_paper', 'main']
+           'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
+           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -925,10 +925,27 @@ class PaperPreset:
     val_batches: int = 30                        # §4.1: sparsity statistics on 30 held-out batches
     ce_seqs: int = 240                           # §4.2: ΔCE on 30 batches x 8 sequences
     batchtopk: tuple[tuple[str, object], ...] = ()  # overrides of the BatchTopK config (§3.6 defaults: K=200, ...)
+    cards: FeaturesPlan = FeaturesPlan()         # §8: feature cards on 500 sequences of the LM text, seed 42
+
+def paper_grid(p: PaperPreset) -> tuple[list[str], list[str]]:
+    """The revisions `run_paper` scores for accuracy and similarity, and the crosscoder checkpoints it marks on them:
+    the paper's grid, each checkpoint marked at the grid revision holding its weights (Pythia's `main` is `step143000`,
+    286B) and added where the grid has none, so that every crosscoder checkpoint is marked (departure: BLOOM's `main`,
+    341B, after the MultiBLiMP plot's last point, 330B; OLMo's 287B, off the paper's OLMo grid)."""
+    fam = get_family(p.family)
+    grid, marked = list(p.grid), []
+    for name in dict.fromkeys(r for c in p.comparisons for r in c):
+        rev = fam.revision(name)
+        same = [g for g in grid if g == name or (fam.revision(g).step, fam.revision(g).tokens) == (rev.step, rev.tokens)]
+        if not same: grid.append(name); same = [name]
+        marked.append(same[0])
+    order = lambda r: (fam.revision(r).tokens, fam.revision(r).step, r == "main")
+    return sorted(grid, key=order), list(dict.fromkeys(marked))
 
 def _paper(name, family, comps, hook, vocab, heads, ie_n, pairs, data):
     return PaperPreset(name, family, comps, PAPER_GRIDS[family], hook, vocab, heads, ie_n, pairs, data,
-                       harvest=HarvestConfig(family, PAPER_CHECKPOINTS[family][:1], hook=hook))
+                       harvest=HarvestConfig(family, PAPER_CHECKPOINTS[family][:1], hook=hook),
+                       cards=FeaturesPlan(n_seqs=600 if family == "bloom-1b1" else 500))  # §8: BLOOM's set has 600
 
 _OLMO = PAPER_CHECKPOINTS["olmo-1b-0724"]
 PAPER_PRESETS = {
@@ -957,17 +974,18 @@ def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int 
     P, d, L = _n_params(p), fam.d_model, fam.n_layers
     upto = (int(p.hook.split(".")[1])) / L                   # the harvest runs each model only up to the hook
     bf16, tf32 = gpu.bf16_flops * gpu.utilisation, gpu.tf32_flops * gpu.utilisation
-    revs = list(dict.fromkeys([*p.grid, *(r for c in p.comparisons for r in c)]))
+    grid = paper_grid(p)[0]
+    revs = list(dict.fromkeys([*grid, *(r for c in p.comparisons for r in c)]))
     rows = []
     def add(stage, what, tokens, flops, peak, nbytes=0.0, memory=0.0):
         rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / peak / 3600,
                          bytes=nbytes, gpu_memory=memory))
     add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (bf16)", 0, 0.0, bf16, len(revs) * P * 2, 0)
     add("download", f"text: {p.harvest.n_tokens/1e6:.0f}M tokens (~4 bytes of text each)", 0, 0.0, bf16, p.harvest.n_tokens * 4, 0)
-    n_acc = len(p.grid) * p.task_pairs * 2 * seq_tokens
-    add("accuracy", f"{len(p.grid)} revisions x {p.task_pairs} pairs, both sentences", n_acc, 2 * P * n_acc, bf16, 0, P * 2)
-    n_sim = len(p.grid) * p.ie_examples * seq_tokens
-    add("similarity", f"{len(p.grid)} revisions x {p.ie_examples} sentences", n_sim, 2 * P * n_sim, bf16, 0, P * 2)
+    n_acc = len(grid) * p.task_pairs * 2 * seq_tokens
+    add("accuracy", f"{len(grid)} revisions x {p.task_pairs} pairs, both sentences", n_acc, 2 * P * n_acc, bf16, 0, P * 2)
+    n_sim = len(grid) * p.ie_examples * seq_tokens
+    add("similarity", f"{len(grid)} revisions x {p.ie_examples} sentences", n_sim, 2 * P * n_sim, bf16, 0, P * 2)
     T = p.harvest.n_tokens
     buffer = p.harvest.buffer_rows
     runs = len(p.kinds) * len(p.seeds)
@@ -989,7 +1007,7 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
     "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it."
     fam, df = get_family(p.family), plan_cost(p, gpu)
     lines = [f"paper preset {p.name!r}: {fam.repo_id} ({fam.n_layers} layers x {fam.d_model}), hook {p.hook}",
-             f"  grid ({len(p.grid)}): {', '.join(p.grid)}",
+             f"  grid ({len(paper_grid(p)[0])}): {', '.join(paper_grid(p)[0])}; marked: {', '.join(paper_grid(p)[1])}",
              f"  crosscoders ({len(p.comparisons)}): " + "; ".join(" / ".join(c) for c in p.comparisons),
              f"  {p.d_dict} latents, {p.harvest.n_tokens/1e6:.0f}M rows each ({p.harvest.seq_len}-token sequences, "
              f"{p.harvest.batch_seqs} per forward), Adam {p.train.lr:g}, batch {p.train.batch_size}, {p.train.total_steps} steps, "
@@ -1007,7 +1025,7 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/13_reproduce.ipynb #db216743
-import contextlib, hashlib
+import contextlib, hashlib, textwrap
 
 @dataclass(frozen=True)
 class PaperData:
@@ -1059,16 +1077,19 @@ def paper_tasks(p: PaperPreset, tokenizer, data: PaperData = PaperData()) -> dic
     return out
 
 def shrink(p: PaperPreset, rows: int = 4096, d_dict: int = 128, seq_len: int = 32, seeds: tuple[int, ...] | None = None,
-           ie_examples: int = 64, grid: Sequence[str] | None = None) -> PaperPreset:
+           ie_examples: int = 64, grid: Sequence[str] | None = None, threshold: float = 0.0) -> PaperPreset:
     """`p` with small sizes (rows, latents, sequences, examples) for a run on shrunk models; checkpoints, hook, kinds and
-    the recipe's form (Adam, warm-up, decay) kept, its learning rate raised for a run of a few steps."""
+    the recipe's form (Adam, warm-up, decay) kept, its learning rate raised for a run of a few steps. The IE threshold
+    drops to `threshold`: a random-weight twin's per-latent effects sit far under §5.1's 0.1, so every top-k would be empty."""
     batch = 256
     return replace(p, d_dict=d_dict, ie_examples=ie_examples, task_pairs=ie_examples, val_batches=2, ce_seqs=8,
+                   relie=replace(p.relie, threshold=threshold),
                    seeds=tuple(seeds or p.seeds[:1]), grid=tuple(grid or p.grid),
                    harvest=replace(p.harvest, seq_len=seq_len, n_tokens=rows, batch_seqs=8, buffer_mult=8, norm_batches=2),
                    train=replace(p.train, n_tokens=rows, batch_size=batch, save_every=8, log_every=4, lr=1e-3),
                    batchtopk=(("k", 8), ("k_init", 32), ("k_anneal_steps", rows // batch // 2),
-                              ("threshold_start_step", 2), ("dead_tokens", rows)))
+                              ("threshold_start_step", 2), ("dead_tokens", rows)),
+                   cards=replace(p.cards, n_seqs=16, seq_len=seq_len, contexts=3))
 
 def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layers: int | None = None, d_model: int = 32) -> Path:
     "Random-weight models of `p`'s real architecture, shrunk to `n_layers` x `d_model`, in a hub cache with one ref per revision."
@@ -1093,6 +1114,50 @@ def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layer
             atomic_write_text(rd / "refs" / rev, sha)
     return Path(cache)
 
+def _main_effects(ies: dict[str, IndirectEffects], multi: bool) -> IndirectEffects:
+    "The effects a figure of the whole task family reads: 'subjectverb' (BLiMP), or every MultiBLiMP task pooled."
+    return combine_effects(list(ies.values()), "multiblimp") if multi else ies["subjectverb"]
+
+def _ablation_latents(models, cc, tok, tasks: dict, ies: dict[str, IndirectEffects], plan: RelIEPlan, label: str) -> pd.DataFrame:
+    "`ablation_frame` of a 2-way crosscoder on each subtask (an empty frame, said so, where no latent has an effect)."
+    frames = []
+    for t, ts in tasks.items():
+        try: fr = ablation_frame(models, cc, tok, ts, ie=ies[t], k=plan.k[0], batch_size=plan.batch_size)
+        except ValueError as e:
+            print(f"ablation {label} {t}: {e}"); fr = pd.DataFrame(columns=["latent", "ratio", "relie", "reldec"])
+        frames.append(fr.assign(comparison=label, task=t))
+    return pd.concat(frames, ignore_index=True)
+
+def _overlap_2way(by_lang: dict[str, IndirectEffects], k: int, label: str) -> pd.DataFrame:
+    """`overlap_frame`'s tidy counts for a 2-way crosscoder, as the paper's 2-way variant (§7.3): each language's set is
+    the union of both checkpoints' top-k |IE| latents (up to 2k: the diagonal)."""
+    sets = {lang: set(top_k_union(ie.ie, k)[1]) for lang, ie in by_lang.items()}
+    D = next(iter(by_lang.values())).ie.shape[1]
+    df = pd.DataFrame([dict(checkpoint=label, position=0, lang_a=a, lang_b=b, k=k, d_dict=D, n_a=len(sets[a]),
+                            n_b=len(sets[b]), overlap=len(sets[a] & sets[b])) for a in sets for b in sets])
+    return df.assign(chance=df.n_a * df.n_b / df.d_dict)
+
+def _paper_cards(p: PaperPreset, fam, tok, models, cc, ie: IndirectEffects, names: list[str], out_dir: Path,
+                 progress: bool = False) -> pd.DataFrame:
+    """Feature cards (`feature_card`) of the top-k union of `ie` on the family's own text (§8: 500 sequences, seed 42;
+    no world labels, so no automatic label), into `cards/<preset>/`, and their index `cards_<preset>.csv`."""
+    import shutil
+    from crosscoding_time.features import Corpus, token_strings
+    plan = p.cards
+    corpus = Corpus(sequences(fam, plan.n_seqs, plan.seq_len, seed=plan.seed), None, token_strings(tok))
+    latents = top_k_union(ie.ie, plan.k[0])[1]
+    shutil.rmtree(Path(out_dir) / "cards" / p.name, ignore_errors=True)     # no stale card of an earlier run lingers
+    if not latents: print(f"cards: no latent of {p.name}'s triplet has a non-zero IE on {ie.task}: no card written")
+    else: acts = latent_activations(models, cc, corpus, latents=latents, per_checkpoint=True, progress=progress)
+    title, rows = f"{p.name}, L1 crosscoder {' / '.join(names)}", []
+    for j in latents:
+        path = Path("cards") / p.name / f"{ie.task}_latent{j}.html"
+        feature_card(j, acts, corpus, cc, names, ie, None, title, plan.contexts).save(Path(out_dir) / path)
+        rows.append(dict(latent=j, task=ie.task, **{f"ie_{n}": float(ie.ie[i, j]) for i, n in enumerate(names)}, card=str(path)))
+    df = pd.DataFrame(rows, columns=["latent", "task", *(f"ie_{n}" for n in names), "card"])
+    atomic_write_text(Path(out_dir) / f"cards_{p.name}.csv", df.to_csv(index=False))
+    return df
+
 def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = None, data: PaperData = PaperData(),
               progress: bool = True, device: str | None = None) -> list[Path]:
     "Run paper preset `p` end to end into `out/<preset>/`; every finished piece is cached under `home`. Returns the PNGs."
@@ -1110,19 +1175,21 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         if empty: raise ValueError(f"no pair survived the conversion of {empty} with {fam.tokenizer_repo}'s tokenizer")
         print("tasks: " + ", ".join(f"{t} ({len(ts)})" for t, ts in tasks.items()))
         # §2: accuracy and activation similarity on the grid, the paper's checkpoints marked
+        grid, marked = paper_grid(p)
         acc = _cached_csv(run / "accuracy.csv", lambda: accuracy_curves(
-            fam, {t: ts[:p.task_pairs] for t, ts in tasks.items()}, p.grid,
+            fam, {t: ts[:p.task_pairs] for t, ts in tasks.items()}, grid,
             method="next_token" if multi else "sentence_ll", progress=progress), False)
         sentences = [pr.clean_prefix + pr.clean_answer for ts in tasks.values() for pr in ts][:p.ie_examples]
         sim = _cached_csv(run / "similarity.csv", lambda: activation_similarity(
-            fam, sentences, p.grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress), False)
-        marked = [r for r in PAPER_CHECKPOINTS[p.family] if r in p.grid]
+            fam, sentences, grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress), False)
         plot_acc = plot_accuracy_multilingual if multi else plot_accuracy
         pngs += [save_figure(plot_acc(acc, selected=marked), acc, out_dir, f"accuracy_{p.name}"),
                  save_figure(plot_similarity(sim, selected=marked), sim, out_dir, f"similarity_{p.name}")]
         # §3-§5: per comparison, every crosscoder, its statistics, and the IE of the first seed's L1 crosscoder
-        rows, ies = [], {}
+        rows, ies, ablations = [], {}, []
         ie_tasks = {t: ts[:p.ie_examples] for t, ts in tasks.items()}
+        trip = next(c for c in p.comparisons if len(c) == 3)
+        names = [fam.revision(r).label for r in trip]
         for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
             cname = "_".join(comp)
             models = [load_model(fam, r, device=device) for r in comp]
@@ -1149,6 +1216,18 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                 batch_size=p.relie.batch_size, progress=progress)) for t, ts in ie_tasks.items()}
             if not multi: ies[comp]["subjectverb"] = combine_effects([ies[comp][t] for t in tasks], "subjectverb")
             label = " vs ".join(fam.revision(r).label for r in comp)
+            if len(comp) == 2:                     # Table 7: ablate the top-k union of each subtask in both checkpoints
+                ablations.append(_cached_csv(run / "ablation" / f"{cname}.csv", lambda: _ablation_latents(
+                    models, cc, tok, ie_tasks, ies[comp], p.relie, label), False))
+            if multi and len(comp) == 2:           # §7.3's 2-way variant: each language's top-k of both checkpoints
+                for ph, by_lang in _by_phenomenon(ies[comp]).items():
+                    for k in p.relie.k:
+                        df = _overlap_2way(by_lang, k, label)
+                        fig = plot_overlap(df, f"{p.name} {ph}: each language's top-{k} of both checkpoints")
+                        fig.suptitle(textwrap.fill(fig.get_suptitle(), 44), fontsize=10); fig.tight_layout()  # one panel: wrap
+                        pngs.append(save_figure(fig, df, out_dir, f"overlap_2way_{ph.replace('#', 'num')}_top{k}_{p.name}_{cname}"))
+            if comp == trip:                       # §8: cards of the triplet's top latents on the LM text
+                _paper_cards(p, fam, tok, models, cc, _main_effects(ies[trip], multi), names, out_dir, progress)
             for t, ie in ies[comp].items():        # the reference's annotation CSV (§8), per task, top-k union
                 df = annotation_csv(ie, cc, top_k_union(ie.ie, p.relie.k[0])[1], None, label, f"{p.name}/l1_s{p.seeds[0]}_{cname}",
                                     task_category="multiblimp" if multi else "subjectverb")
@@ -1164,8 +1243,19 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         stats = pd.DataFrame(rows)
         atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
         atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats[stats.seed == p.seeds[0]]))
-        trip = next(c for c in p.comparisons if len(c) == 3)
-        names = [fam.revision(r).label for r in trip]
+        lat = pd.concat(ablations, ignore_index=True)      # every cell, also one without a latent to ablate (NaN)
+        labels = [" vs ".join(fam.revision(r).label for r in c) for c in p.comparisons if len(c) == 2]
+        table = pd.DataFrame([dict(comparison=c, task=t, **ablation_correlations(lat[(lat.comparison == c) & (lat.task == t)]))
+                              for c in labels for t in ie_tasks])
+        atomic_write_text(out_dir / f"ablation_latents_{p.name}.csv", lat.to_csv(index=False))
+        atomic_write_text(out_dir / f"ablation_table_{p.name}.csv", table.to_csv(index=False))
+        atomic_write_text(out_dir / f"ablation_table_{p.name}.md", ablation_table(table))
+        main_ie = _main_effects(ies[trip], multi)   # §9: IE of the top/bottom-5 latents across the triplet
+        ie3 = main_ie.ie
+        ev = pd.DataFrame([dict(group=g, latent=j, **{f"ie_{n}": float(ie3[i, j]) for i, n in enumerate(names)})
+                           for g, js in ie_extremes(ie3, 5).items() for j in js])
+        pngs.append(save_figure(plot_ie_evolution(ie3, names, 5, title=f"{p.name}: IE of the top/bottom-5 latents, "
+                                                  f"{main_ie.task} tasks"), ev, out_dir, f"ie_evolution_{p.name}"))
         if multi:                                  # §7.3: cross-lingual overlap of the top-k, per phenomenon
             for ph, by_lang in _by_phenomenon(ies[trip]).items():
                 for k in p.relie.k:
@@ -1181,8 +1271,61 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                 for i, n in enumerate(names): df[f"ie_{n}"] = ie3[i, union].tolist(); df[f"relie_{n}"] = rel[union, i].tolist()
                 pngs.append(save_figure(plot_relie_3d(rel[union], names, title=f"{p.name}: RelIE of the top-{k} union "
                                                       f"({len(union)} latents), subject-verb tasks"), df, out_dir, f"relie_3d_top{k}_{p.name}"))
-    print(f"wrote {len(pngs)} figures to {out_dir}/ in {time.time() - t0:.0f} s")
+    write_paper_report(p, out_dir)
+    print(f"wrote {len(pngs)} figures and REPORT.md to {out_dir}/ in {time.time() - t0:.0f} s")
     return pngs
+
+def paper_outputs(p: PaperPreset) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every figure and table of the paper (§9's inventory) that preset `p` regenerates: (what, where in the paper,
+    the glob patterns of its files under `figures/<preset>/`). The reference's names: `vis.py`, `analysis_*.ipynb`."""
+    n, multi = p.name, _is_multilingual(p)
+    trip = "_".join(next(c for c in p.comparisons if len(c) == 3))
+    out = [("Accuracy over checkpoints, crosscoder checkpoints marked (§2.3)", "§2.3, §9",
+            (f"accuracy_{n}.png", f"accuracy_{n}.csv")),
+           ("Activation-similarity heatmap (§2.3)", "§2.3, §9", (f"similarity_{n}.png", f"similarity_{n}.csv")),
+           ("Crosscoder statistics: ℓ0, dead latents, EV, ΔCE for L1 and BatchTopK", "§4.3",
+            ("crosscoder_stats.md", "crosscoder_stats.csv"))]
+    if not multi:
+        out += [("Fig. 1's 3-D RelIE panel and the 3-D RelIE scatters, top-10 and top-100 union of the triplet", "§7.1, §9",
+                 tuple(f"relie_3d_top{k}_{n}.{e}" for k in p.relie.k for e in ("png", "csv")))]
+    else:
+        out += [("Cross-language overlap of the top-k |IE| latents, 3-way, per checkpoint", "§7.3",
+                 (f"overlap_*_top*_{n}.png",)),
+                ("Cross-language overlap, 2-way variant (union of both checkpoints' top-k)", "§7.3",
+                 (f"overlap_2way_*_top*_{n}_*.png",))]
+    out += [("IE evolution of the top-5 / bottom-5 latents across the triplet (`vis.plot_top_bottom_evolution`)", "§7.1, §9",
+             (f"ie_evolution_{n}.png", f"ie_evolution_{n}.csv")),
+            ("3-way annotation table (Table 1 for Pythia): the reference's annotation CSVs of the triplet, per task, "
+             "for the human descriptions", "§7, §8", (f"annotations/latents_{n}_{trip}_*.csv",)),
+            ("2-way annotation tables: the reference's annotation CSVs of each 2-way crosscoder", "§7, §8",
+             tuple(f"annotations/latents_{n}_{'_'.join(c)}_*.csv" for c in p.comparisons if len(c) == 2)),
+            ("Feature dashboards of the triplet's top latents on the LM text", "§8",
+             (f"cards_{n}.csv", f"cards/{n}/*.html")),
+            ("Table 7: Spearman of the ablation ratio with RelDec / RelIE, per 2-way comparison and subtask", "§5.5, §7.4",
+             (f"ablation_table_{n}.md", f"ablation_table_{n}.csv", f"ablation_latents_{n}.csv")),
+            ("Appendix E: RelIE vs RelDec per 2-way crosscoder (confusion matrix, histograms, scatter)", "§9",
+             (f"relie_vs_reldec_{n}_*.png",))]
+    if multi:
+        out.append(("CLAMS accuracy with `global_step400000` and `main` (the WikiText-2 perplexity flag)", "§2.2, §9", ()))
+    return out
+
+def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
+    "Write `out_dir/REPORT.md`: each figure and table of the paper this preset regenerates, with the files that hold it."
+    out_dir = Path(out_dir)
+    lines = [f"# {p.name}: the paper's figures and tables\n", f"Written by `ctt figures --preset {p.name}`. Each row is a "
+             "figure or table of the paper (its §9 inventory) and the files of this folder that regenerate it; every "
+             "figure has its data as a CSV beside it.\n", "```\n" + format_plan(p).split("\ncost on")[0] + "\n```\n",
+             "| Paper figure or table | Paper | Files |", "|---|---|---|"]
+    for what, where, pats in paper_outputs(p):
+        files = sorted({f.relative_to(out_dir).as_posix() for pat in pats for f in out_dir.glob(pat)})
+        if not pats: cell = "not produced by `run_paper` yet"
+        elif not files: cell = "**missing**"
+        else:
+            shown = files if len(files) <= 8 else files[:8]
+            cell = ", ".join(f"[`{f}`]({f})" for f in shown) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+        lines.append(f"| {what} | {where} | {cell} |")
+    return atomic_write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
+
 
 # %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:

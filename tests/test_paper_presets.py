@@ -66,6 +66,25 @@ def _check_common(out: Path, name: str):
     assert (out / "crosscoder_stats.md").read_text().count("\n") == 2 + len(p.comparisons)
     assert len(list(out.glob(f"relie_vs_reldec_{name}_*.png"))) == sum(len(c) == 2 for c in p.comparisons)
     assert list((out / "annotations").glob("*.csv"))
+    # Table 7: one row per 2-way comparison x subtask, the latents it ranks beside it
+    tasks = {t for t in pd.read_csv(out / f"accuracy_{name}.csv").task}
+    two = [c for c in p.comparisons if len(c) == 2]
+    tab = pd.read_csv(out / f"ablation_table_{name}.csv")
+    assert len(tab) == len(two) * len(tasks) and set(tab.task) == tasks
+    assert {"rho_reldec", "rho_relie", "n_latents"} <= set(tab.columns) and (tab.n_latents > 0).any()
+    assert (out / f"ablation_table_{name}.md").read_text().startswith("| Comparison |")
+    assert len(pd.read_csv(out / f"ablation_latents_{name}.csv")) == tab.n_latents.sum()
+    ev = pd.read_csv(out / f"ie_evolution_{name}.csv")                # top/bottom-5 across the triplet
+    assert len(ev) > 0 and ev.filter(like="ie_").shape[1] == 3 and (out / f"ie_evolution_{name}.png").stat().st_size > 5000
+    cards = pd.read_csv(out / f"cards_{name}.csv")                      # cards of the triplet's top latents, LM text
+    assert len(cards) > 0 and all((out / c).stat().st_size > 1000 for c in cards.card)
+    assert len(list((out / "cards" / name).glob("*.html"))) == len(cards)
+    marked = [r for r in PAPER_CHECKPOINTS[name]]                      # every crosscoder checkpoint scored, so marked
+    assert set(marked) <= set(acc.revision)
+    report = (out / "REPORT.md").read_text()                            # every paper output listed, with its files
+    assert "**missing**" not in report and "Table 7" in report and f"ie_evolution_{name}.png" in report
+    import re
+    for f in re.findall(r"\]\(([^)]+)\)", report): assert (out / f).exists(), f
 
 def test_pythia_1b_offline_end_to_end(tmp_path):
     out = _run("pythia-1b", tmp_path)
@@ -85,3 +104,9 @@ def test_bloom_1b1_offline_end_to_end(tmp_path):
     acc = pd.read_csv(out / "accuracy_bloom-1b1.csv")
     assert {t.split("_")[1] for t in acc.task} == set(LANGS)
     assert len(list(out.glob("overlap_*_top10_bloom-1b1.png"))) == 3   # SV-#, SV-G, SV-P
+    two = [c for c in PAPER_PRESETS["bloom-1b1"].comparisons if len(c) == 2]
+    for c in two:                                                        # §7.3's 2-way variant, per phenomenon and k
+        ov = pd.read_csv(out / f"overlap_2way_SV-num_top10_bloom-1b1_{'_'.join(c)}.csv")
+        assert set(ov.lang_a) == set(LANGS) and (ov.n_a <= 20).all() and (ov.overlap <= ov[["n_a", "n_b"]].min(axis=1)).all()
+    assert len(list(out.glob("overlap_2way_*_bloom-1b1_*.png"))) == len(two) * 3 * len(PAPER_PRESETS["bloom-1b1"].relie.k)
+    assert "CLAMS" in (out / "REPORT.md").read_text()
