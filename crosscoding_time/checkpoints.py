@@ -11,9 +11,9 @@ __all__ = ['PYTHIA_TOKENS_PER_STEP', 'PYTHIA_LABEL_TOKENS_PER_STEP', 'PYTHIA_FIN
            'nearest_by_step', 'Family', 'unknown_revision_message', 'pythia_family', 'olmo_1b_0724', 'bloom_1b1',
            'register_family', 'list_families', 'get_family', 'paper_revisions', 'hub_branches', 'fetch_revisions',
            'tiny_bpe_tokenizer', 'twin_config', 'tiny_random_like', 'micro_dir', 'micro_family', 'revision_source',
-           'load_tokenizer', 'quiet_hf', 'load_hf_model', 'load_model', 'MicroModelConfig', 'PretrainConfig',
-           'checkpoint_steps', 'build_micro_model', 'batch_indices', 'lr_at', 'fingerprint', 'world_for',
-           'training_tokens', 'save_revision', 'pretrain_micro']
+           'load_tokenizer', 'quiet_hf', 'check_safetensors', 'load_hf_model', 'load_model', 'MicroModelConfig',
+           'PretrainConfig', 'checkpoint_steps', 'build_micro_model', 'batch_indices', 'lr_at', 'fingerprint',
+           'world_for', 'training_tokens', 'save_revision', 'damaged_revisions', 'pretrain_micro']
 
 # %% ../nbs/02_checkpoints.ipynb #c003
 import dataclasses, difflib, json, os, re, tempfile, warnings
@@ -500,6 +500,24 @@ def quiet_hf():
         if was: hf_logging.enable_progress_bar()
 
 # %% ../nbs/02_checkpoints.ipynb #c077
+def check_safetensors(path: Path | str) -> Path:
+    "`path`, if it is a whole safetensors file; else a ValueError naming it (truncated, empty, garbage). Reads the header only."
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, 'rb') as fh:
+            head = fh.read(8)
+            if len(head) < 8: raise ValueError(f"{size} bytes: no header")
+            n = int.from_bytes(head, 'little')
+            if n > size - 8: raise ValueError(f"a {n}-byte header in a {size}-byte file")
+            header = json.loads(fh.read(n))
+        end = max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
+        if 8 + n + end != size: raise ValueError(f"{size} bytes where its header says {8 + n + end}")
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:   # JSON and decoding errors are ValueErrors
+        raise ValueError(f"{path} is not a whole safetensors file ({e}): truncated or corrupt. Fetch or write it again "
+                         f"(a micro family: delete {path.parent.parent} and run `ctt figures`, which pretrains it again)") from None
+    return path
+
 def load_hf_model(
     family: 'str | Family',  # a family name or a `Family`
     revision: 'str | Revision',  # one of its revisions
@@ -517,6 +535,8 @@ def load_hf_model(
     src, hub_rev = revision_source(fam, rev, local_dir)
     where = f"{src}@{hub_rev}" if hub_rev else src
     cfg = AutoConfig.from_pretrained(src, revision=hub_rev, trust_remote_code=trust_remote_code)
+    if hub_rev is None and use_safetensors:          # a local directory: a damaged file is named, not a raw traceback
+        for w in sorted(Path(src).glob('*.safetensors')): check_safetensors(w)
     arch = (cfg.architectures or ['?'])[0]
     if arch != fam.arch: raise ValueError(f"{where} holds a {arch}, but family {fam.name!r} is a {fam.arch}")
     import pickle
@@ -678,6 +698,18 @@ def _save_state(path: Path, model, opt, step: int) -> None:
     state = dict(model=model.state_dict(), opt=opt.state_dict(), step=step, rng=torch.get_rng_state())
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
+def damaged_revisions(fam_dir: Path) -> list[str]:
+    "What is wrong with the checkpoints a pretrained family's `revisions.json` lists: one line per missing or damaged file."
+    fam_dir, out = Path(fam_dir), []
+    try: revs = json.loads((fam_dir / "revisions.json").read_text())
+    except (OSError, ValueError) as e: return [f"{fam_dir / 'revisions.json'} is unreadable ({e})"]
+    for r in revs:
+        w = fam_dir / str(r.get("revision") if isinstance(r, dict) else r) / "model.safetensors"
+        if not w.exists(): out.append(f"{w} is missing"); continue
+        try: check_safetensors(w)
+        except ValueError as e: out.append(str(e).split(". Fetch")[0])
+    return out
+
 def pretrain_micro(cfg: PretrainConfig = PretrainConfig(), root: Path | None = None, progress: bool = True,
                    max_steps: int | None = None) -> Path:
     "Pretrain a micro family, saving log-spaced HF checkpoints under `root/models/<family>`; resumes if interrupted."
@@ -690,7 +722,13 @@ def pretrain_micro(cfg: PretrainConfig = PretrainConfig(), root: Path | None = N
         if old["fingerprint"] != manifest["fingerprint"]:
             raise ValueError(f"{fam_dir} holds a {cfg.family} trained with another config (fingerprint "
                              f"{old['fingerprint']} != {manifest['fingerprint']}); use another `root` or delete it")
-        if old.get("complete") and max_steps is None: return fam_dir
+        if old.get("complete") and max_steps is None:
+            damaged = damaged_revisions(fam_dir)
+            if not damaged: return fam_dir
+            print(f"{cfg.family}: {damaged[0]}{f' and {len(damaged) - 1} more' if len(damaged) > 1 else ''}: pretraining it "
+                  f"again from scratch (same config and seed: the same weights)")
+            (fam_dir / "manifest.json").unlink()         # the done-marker first: an interrupted restart is not 'complete'
+            shutil.rmtree(fam_dir)
     fam_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(fam_dir / "manifest.json", json.dumps(manifest, indent=1))
     world = world_for(cfg, root)

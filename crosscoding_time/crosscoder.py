@@ -558,7 +558,7 @@ def save_pretrained(self: CrossCoder, path: Path | str) -> Path:
 def from_pretrained(cls: CrossCoder,
                     path: Path | str,  # a directory written by `save_pretrained`
                     device: str | torch.device = 'cpu',  # where to put the weights
-                    verify: bool = True,  # check the weights' sha256 against config.json
+                    verify: bool = True,  # check the weights' sha256 against config.json (which must then have one)
                     ) -> CrossCoder:
     "The crosscoder saved in `path` (safetensors only)."
     from safetensors.torch import load_file
@@ -572,8 +572,17 @@ def from_pretrained(cls: CrossCoder,
     if not isinstance(meta, dict) or meta.get('format') != FORMAT or 'config' not in meta:
         raise ValueError(f"{cfg_file}: not a crosscoder config (expected an object with format={FORMAT!r} and a 'config')")
     cfg = CrossCoderConfig.from_dict(meta['config'], source=str(cfg_file))
-    if verify and meta.get('sha256') and _sha256(w_file) != meta['sha256']:
+    if verify and not meta.get('sha256'):
+        raise ValueError(f"{cfg_file} has no 'sha256' of {w_file.name}, so the weights cannot be checked: save the crosscoder "
+                         f"again with save_pretrained, or load it unchecked with CrossCoder.from_pretrained(..., verify=False)")
+    if verify and _sha256(w_file) != meta['sha256']:
         raise ValueError(f"{w_file}: sha256 does not match {cfg_file}; the weights were changed or truncated")
+    fs = meta.get('fold_scales')
+    if fs is not None:
+        ok = isinstance(fs, list) and len(fs) == cfg.n_ckpt and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in fs)
+        if not ok: raise ValueError(f"{cfg_file}: fold_scales must be null (unfolded) or {cfg.n_ckpt} finite positive "
+                                    f"numbers, one per checkpoint, got {fs}")
     tensors = load_file(w_file)
     cc = cls(cfg)
     want = {k: tuple(v.shape) for k, v in cc.state_dict().items()}
@@ -582,8 +591,7 @@ def from_pretrained(cls: CrossCoder,
         diff = {k: (got.get(k), want.get(k)) for k in set(want) | set(got) if got.get(k) != want.get(k)}
         raise ValueError(f"{w_file} does not fit {cfg_file}: (found, expected) shapes {diff}")
     cc.load_state_dict(tensors)
-    fs = meta.get('fold_scales')
-    cc.fold_scales = tuple(float(v) for v in fs) if fs else None
+    cc.fold_scales = tuple(float(v) for v in fs) if fs is not None else None
     return cc.to(device)
 
 # %% ../nbs/05_crosscoder.ipynb #c048

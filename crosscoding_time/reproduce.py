@@ -16,7 +16,7 @@ import torch
 from .world import TASKS, SV_TASKS, make_task, atomic_write_text
 from .tasks import load_blimp
 from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micro_family, load_model,
-                                          load_tokenizer, ctt_home, fingerprint)
+                                          load_tokenizer, ctt_home, fingerprint, damaged_revisions)
 from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
 from .training import TrainConfig, train_crosscoder
@@ -46,12 +46,13 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
                                          agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan',
-           'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root', 'pretrain_configs',
-           'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown',
-           'relie_stage', 'features_stage', 'run_figures', 'multilingual_stage', 'factorial_stage', 'write_report',
-           'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
-           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'main']
+__all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan',
+           'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root',
+           'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats',
+           'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures', 'multilingual_stage',
+           'factorial_stage', 'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan',
+           'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs',
+           'write_paper_report', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -199,9 +200,13 @@ PRESETS = {
                                 lr=2e-3, batch_size=512, n_tokens=65_536, save_every=64, log_every=32)))),
 }
 
+PAPER_PRESET_NAMES = ("pythia-1b", "olmo-1b-0724", "bloom-1b1")   # `PAPER_PRESETS` below: the paper's models, run by `run_paper`
+
 def get_preset(name: str) -> Preset:
     "A preset by name; an unknown name lists the valid ones."
-    if name not in PRESETS: raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}; paper presets (the hub and a GPU): "
+                       f"{', '.join(PAPER_PRESET_NAMES)}")
     return PRESETS[name]
 
 # %% ../nbs/13_reproduce.ipynb #c010
@@ -251,6 +256,13 @@ def _pretrain_job(cfg: PretrainConfig, root: Path, threads: int) -> tuple[str, f
     with contextlib.redirect_stdout(io.StringIO()): pretrain_micro(cfg, root=root, progress=False)
     return cfg.family, time.time() - t
 
+def _die_with_parent(parent: int) -> None:
+    "Worker initializer (Linux): SIGTERM this process when its parent dies, even by SIGKILL; exit if it already has."
+    import ctypes, signal
+    try: ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError): return                          # not Linux: the `finally` of pretrain_all only
+    if os.getppid() != parent: os._exit(1)
+
 def default_jobs() -> int:
     "Worker processes for pretraining: one per core this process may use."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -270,22 +282,36 @@ def pretrain_all(preset: Preset, home: Path, jobs: int | None = None, progress: 
     todo.sort(key=cost, reverse=True)                # longest first: the pool ends with the short runs
     print(f"pretraining {len(todo)} micro models, {jobs} processes of 1 thread")
     from crosscoding_time import reproduce   # the module's function: a worker cannot import a notebook's __main__
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=reproduce._die_with_parent,
+                               initargs=(os.getpid(),))
+    ok = False
+    try:
         futs = [pool.submit(reproduce._pretrain_job, c, pretrain_root(c, home), 1) for c in todo]
         for f in tqdm(as_completed(futs), total=len(futs), desc="pretraining", disable=not progress):
             fam, secs = f.result()
             if not progress: print(f"  {fam}: {secs:.0f} s")
+        ok = True
+    finally:                                         # Ctrl-C or a failed run: stop the others now, not at their end
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=ok, cancel_futures=not ok)
+        for w in procs if not ok else ():
+            w.terminate(); w.join(10)
 
 def _complete(cfg: PretrainConfig, home: Path) -> bool:
-    m = pretrain_root(cfg, home) / "models" / cfg.family / "manifest.json"
-    return m.exists() and bool(json.loads(m.read_text()).get("complete"))
+    d = pretrain_root(cfg, home) / "models" / cfg.family
+    try: done = bool(json.loads((d / "manifest.json").read_text()).get("complete"))
+    except (OSError, ValueError, AttributeError): return False      # missing or garbage: pretrain_micro starts over
+    return done and not damaged_revisions(d)                        # a damaged checkpoint: pretrain_micro redoes it
 
 def preset_tasksets(preset: Preset, tokenizer) -> dict:
     "The preset's minimal pairs, converted with the family's tokenizer."
     return {t: load_blimp(make_task(t, preset.n_pairs, preset.task_seed), tokenizer=tokenizer, task=t) for t in TASKS}
 
 def _cached_csv(path: Path, compute, force: bool) -> pd.DataFrame:
-    if path.exists() and not force: return pd.read_csv(path)
+    if path.exists() and not force:
+        try: return pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as e:               # pandas' parser errors are ValueErrors
+            print(f"{path} is unreadable ({type(e).__name__}: {e}): computing it again")
     df = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, df.to_csv(index=False))
@@ -506,7 +532,11 @@ def _reselected(res: Path, revs: list[str]) -> None:
     "Drop the cached results that depend on the chosen checkpoints when the choice changed (new curves, a new rule)."
     import shutil
     f = Path(res) / "selected.json"
-    if f.exists() and json.loads(f.read_text()) != revs:    # crosscoders, IE and features are keyed by their checkpoints
+    try: old = json.loads(f.read_text()) if f.exists() else revs
+    except (ValueError, OSError) as e:
+        print(f"{f} is unreadable ({e}): dropping the results that depend on the selection; they are computed again")
+        old = None
+    if old != revs:                                          # crosscoders, IE and features are keyed by their checkpoints
         for p in ("crosscoder_stats.csv", "language_profile.csv"): (Path(res) / p).unlink(missing_ok=True)
         shutil.rmtree(Path(res) / "relie", ignore_errors=True)
     atomic_write_text(f, json.dumps(revs))
@@ -519,6 +549,40 @@ def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot
     atomic_write_text(out_dir / f"selection_{name}.csv", chosen.to_csv(index=False))
     return chosen, [save_figure(plot_acc(acc, selected=revs), acc_frame, out_dir, f"accuracy_{name}"),
                     save_figure(plot_similarity(sim, selected=revs), sim, out_dir, f"similarity_{name}")]
+
+def _missing_crosscoders(revisions: Sequence[str], plan: CrosscoderPlan, cc_dir: Path) -> list[Path]:
+    "The crosscoders of `plan` on `revisions` that are not saved whole under `cc_dir`."
+    paths = [Path(cc_dir) / (f"{kind}_" + "_".join(comp)) / "final" for comp in comparisons(revisions) for kind in plan.kinds]
+    return [p for p in paths if not ((p / "config.json").exists() and (p / "model.safetensors").exists())]
+
+def _stats_done(res: Path, revisions: Sequence[str], plan: CrosscoderPlan, cc_dir: Path) -> bool:
+    "Whether the crosscoder stage is done: its statistics exist and so does every crosscoder they describe."
+    missing = _missing_crosscoders(revisions, plan, cc_dir)
+    if missing and (Path(res) / "crosscoder_stats.csv").exists():
+        print(f"{len(missing)} crosscoder(s) missing ({missing[0]}{', ...' if len(missing) > 1 else ''}): training them again")
+    return not missing
+
+def invalidate(preset: Preset, home: Path, run_root: Path, forced: set) -> None:
+    """Forget the `forced` stages' results: first every done-marker (the file whose presence says a stage is done),
+    then the outputs. A forced run stopped anywhere is finished by the next plain run, never taken for done."""
+    import shutil
+    ml = preset.multilingual
+    markers, trees = [], []
+    if "pretrain" in forced:
+        for c in pretrain_configs(preset):
+            d = pretrain_root(c, home) / "models" / c.family
+            markers.append(d / "manifest.json"); trees.append(d)
+    for fam in [c.family for c in preset.families] + ([ml.family.family] if ml else []):
+        res, is_ml = run_root / "results" / fam, ml is not None and fam == ml.family.family
+        markers += [res / f for s, f in (("accuracy", "accuracy.csv"), ("similarity", "similarity.csv"),
+                                         ("crosscoders", "crosscoder_stats.csv")) if s in forced]
+        if "crosscoders" in forced: trees.append(run_root / "crosscoders" / fam)
+        if "relie" in forced and not is_ml: trees += [res / "ie", res / "relie"]
+        if "features" in forced and not is_ml: trees.append(res / "features")
+        if "multilingual" in forced and is_ml:
+            markers.append(res / "language_profile.csv"); trees += [res / "ie", run_root / "factorial"]
+    for m in markers: m.unlink(missing_ok=True)
+    for t in trees: shutil.rmtree(t, ignore_errors=True)
 
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True,
@@ -533,9 +597,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
     pngs, t0, all_stats, shares, ml_stats, times = [], time.time(), [], [], None, []
-    if "pretrain" in forced:                         # before any run starts: runs side by side must not delete each other's
-        import shutil
-        for c in pretrain_configs(preset): shutil.rmtree(pretrain_root(c, home) / "models" / c.family, ignore_errors=True)
+    invalidate(preset, home, run_root, forced)       # before any run starts: runs side by side must not delete each other's
     pretrain_all(preset, home, jobs, progress)       # every model first, side by side; the stages below find them done
     times.append(dict(part="pretraining", seconds=time.time() - t0))
     if preset.multilingual is not None:              # micro-BLOOM (PAPER.md §7.3) and the share x richness experiment
@@ -559,21 +621,16 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         _reselected(res, chosen.revision.tolist())
         pngs += figs
         if preset.crosscoders is not None:
-            if "crosscoders" in forced:
-                import shutil; shutil.rmtree(run_root / "crosscoders" / fam.name, ignore_errors=True)
+            cc_dir = run_root / "crosscoders" / fam.name
             stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(
-                fam, chosen.revision.tolist(), preset.crosscoders, root, run_root / "crosscoders" / fam.name, progress),
-                "crosscoders" in forced)
+                fam, chosen.revision.tolist(), preset.crosscoders, root, cc_dir, progress),
+                "crosscoders" in forced or not _stats_done(res, chosen.revision.tolist(), preset.crosscoders, cc_dir))
             all_stats.append(stats)
             print(stats_table_markdown(stats))
         if preset.crosscoders is not None and preset.relie is not None:
-            if "relie" in forced:
-                import shutil; shutil.rmtree(res / "ie", ignore_errors=True); shutil.rmtree(res / "relie", ignore_errors=True)
             pngs += relie_stage(fam, chosen.revision.tolist(), preset, tasksets, root,
                                 run_root / "crosscoders" / fam.name, res, out_dir, progress)
             if preset.features is not None:
-                if "features" in forced:
-                    import shutil; shutil.rmtree(res / "features", ignore_errors=True)
                 shares.append(features_stage(fam, chosen.revision.tolist(), preset, root, run_root / "crosscoders" / fam.name,
                                              res, out_dir, progress))
         times.append(dict(part=fcfg.family, seconds=time.time() - t1))
@@ -627,9 +684,6 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     tok = load_tokenizer(fam, root=root)
     tasks = multiblimp_tasks(fcfg.world, tok, plan.n_pairs, preset.task_seed)
     res, name, pngs = run_root / "results" / fam.name, fam.name, []
-    if "multilingual" in forced:                     # its own results; the earlier stages' caches go by their own flags
-        shutil.rmtree(res / "ie", ignore_errors=True); (res / "language_profile.csv").unlink(missing_ok=True)
-        shutil.rmtree(run_root / "factorial", ignore_errors=True)
     acc = _cached_csv(res / "accuracy.csv", lambda: accuracy_curves(fam, tasks, method="next_token", root=root,
                                                                     progress=progress), "accuracy" in forced)
     sentences = [p.clean_prefix + p.clean_answer for ts in tasks.values() for p in ts]
@@ -639,9 +693,9 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     revs, pngs = chosen.revision.tolist(), pngs + figs
     _reselected(res, revs)
     cc_dir = run_root / "crosscoders" / fam.name
-    if "crosscoders" in forced: shutil.rmtree(cc_dir, ignore_errors=True)
     stats = _cached_csv(res / "crosscoder_stats.csv", lambda: crosscoder_stats(fam, revs, preset.crosscoders, root, cc_dir,
-                                                                               progress), "crosscoders" in forced)
+                                                                               progress),
+                        "crosscoders" in forced or not _stats_done(res, revs, preset.crosscoders, cc_dir))
     if rplan is None: return pngs, stats
     trip = comparisons(revs)[-1]
     names = [tokens_short(fam.revision(r).tokens) for r in trip]
@@ -1356,16 +1410,28 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?")
     return p
 
+def usable_home(home: Path) -> Path:
+    "`home`, created if need be, when this process can write there; else a ValueError naming it and the fix."
+    import tempfile
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=home, prefix=".ctt-probe-"); os.close(fd); os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"the artifact cache {home} is unusable ({e.strerror or e}): point CTT_HOME (or --home) at a "
+                         f"folder you can write, e.g. CTT_HOME=~/.cache/crosscoding_time") from None
+    return home
+
 def main(argv: Sequence[str] | None = None) -> int:
     "The `ctt` command."
     p = _parser()
     args = p.parse_args(argv)
     if args.command is None: p.print_help(); return 0
+    home = None                                              # the cache a run writes to, once known
     try:
         if args.command == "presets":
             print("\n\n".join(get_preset(n).describe() for n in ([args.name] if args.name else PRESETS)))
         elif args.command == "pretrain":
-            preset, home = get_preset(args.preset), Path(args.home or ctt_home())
+            preset, home = get_preset(args.preset), usable_home(Path(args.home or ctt_home()))
             print(estimate_cost(preset))
             pretrain_all(preset, home, args.jobs)
             for f in pretrain_configs(preset): print(pretrain_root(f, home) / "models" / f.family)
@@ -1384,8 +1450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             preset = get_preset(args.preset)
             print(preset.describe()); print(estimate_cost(preset))
         elif args.command == "figures":
-            run_figures(get_preset(args.preset), Path(args.out), Path(args.home) if args.home else None, args.force,
-                        jobs=args.jobs)
+            preset, home = get_preset(args.preset), usable_home(Path(args.home or ctt_home()))
+            run_figures(preset, Path(args.out), home, args.force, jobs=args.jobs)
+    except KeyboardInterrupt:                                 # one line, not a traceback: what is kept, how to go on
+        kept = f"every finished step is kept in {home}" if home else "nothing was written"
+        print(f"\nctt {args.command}: interrupted; {kept}: run the same command again to resume", file=sys.stderr)
+        return 130
     except (KeyError, ValueError, FileNotFoundError) as e:
         print(f"ctt {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2

@@ -159,16 +159,23 @@ def _pair_or_raise(make, where: str) -> MinimalPair:
 # %% ../nbs/01_tasks.ipynb #c017
 def _jsonl_rows(path, expected: Iterable[str]) -> Iterator[tuple[str, dict]]:
     "Yield (where, row) for each non-blank line of a jsonl file; a bad line is an error naming file and line."
-    path = Path(path)
-    with path.open(encoding='utf-8') as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
+    import warnings
+    path, n = Path(path), 0
+    with path.open('rb') as f:
+        for i, raw in enumerate(f, 1):
             where = f"{path}, line {i}"
-            try: row = json.loads(line.rstrip('\n'))
+            try: line = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{where}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                                 f"expected a .jsonl file, one JSON object with fields {list(expected)} per line") from None
+            if not line.strip(): continue
+            n += 1
+            try: row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: not valid JSON ({e.msg}, column {e.colno}); is the line truncated? "
                                  f"Each line must be one JSON object with fields {list(expected)}") from None
             yield where, _check_is_row(row, where, expected)
+    if not n: warnings.warn(f"{path} is empty (no JSON lines): it gives no pairs; is it the right file, or a truncated download?")
 
 def _record_rows(records: Iterable, expected: Iterable[str]) -> Iterator[tuple[str, dict]]:
     "Yield (where, row) for already-parsed rows, numbered from 1."

@@ -501,6 +501,11 @@ def generate_corpus(tokenizer, n_tokens: int, config: WorldConfig = WorldConfig(
     return np.concatenate(ids), (np.concatenate(labs) if labels else None)
 
 # %% ../nbs/00_world.ipynb #c030
+def _umask() -> int:
+    "This process's umask (read by setting it and putting it back)."
+    m = os.umask(0o022); os.umask(m)
+    return m
+
 def atomic_write(path: Path, write) -> Path:
     "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`: readers never see half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -508,6 +513,7 @@ def atomic_write(path: Path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())      # mkstemp's 0600 would survive the rename: the user's umask instead
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -518,19 +524,29 @@ def atomic_write_text(path: Path, text: str) -> Path:
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
-def atomic_dir(dst: Path, write) -> Path:
-    "Fill a temporary directory with `write(tmp)`, then rename it to `dst` (replacing what was there)."
-    import shutil
+def atomic_dir(dst: Path, write, tries: int = 100) -> Path:
+    """Fill a temporary directory with `write(tmp)`, then rename it to `dst` (replacing what was there). Another
+    writer of the same `dst` may land in between: what is there is renamed aside (a unique name) and deleted, and the
+    rename is tried again; the last writer wins."""
+    import errno, shutil, uuid
     dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
     try:
         write(tmp)
-        if dst.exists(): shutil.rmtree(dst)
-        os.replace(tmp, dst)
+        os.chmod(tmp, 0o777 & ~_umask())      # mkdtemp's 0700 would survive the rename
+        for _ in range(tries):
+            try:
+                os.rename(tmp, dst); return dst  # fails while `dst` is a non-empty directory
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST): raise
+            aside = dst.parent / f".{dst.name}.old.{uuid.uuid4().hex}"
+            try: os.rename(dst, aside)
+            except FileNotFoundError: continue   # another writer moved it aside first
+            shutil.rmtree(aside, ignore_errors=True)
+        raise OSError(f"could not rename {tmp} to {dst}: other writers kept replacing it ({tries} tries)")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dst
 
 @dataclass
 class World:

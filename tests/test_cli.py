@@ -1,5 +1,5 @@
 """The `ctt` command line as a user runs it: a real subprocess, a fresh cache."""
-import os, shutil, subprocess, sys
+import os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +21,55 @@ def test_help_lists_subcommands():
 def test_unknown_preset_is_a_clear_error():
     r = ctt("figures", "--preset", "gigantic")
     assert r.returncode == 2 and "unknown preset 'gigantic'" in r.stderr and "tiny, micro" in r.stderr
+
+def _descendants(pid: int) -> dict[int, str]:
+    "Every living descendant process of `pid` and its command line (Linux /proc)."
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit(): continue
+        try: state, ppid = (d / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError): continue
+        if state != "Z": kids.setdefault(int(ppid), []).append(int(d.name))
+    out, todo = {}, [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            try: out[k] = (Path("/proc") / str(k) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError: continue
+            todo.append(k)
+    return out
+
+def _alive(pid: int) -> bool:
+    try: return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError): return False
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_stopped_run_leaves_no_worker(tmp_path, sig):
+    "`ctt pretrain` killed (SIGKILL) or interrupted (Ctrl-C) while its workers pretrain: no worker outlives it (issue 23)."
+    p = subprocess.Popen([*_exe(), "pretrain", "--preset", "tiny", "--jobs", "2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "CTT_HOME": str(tmp_path)})
+    workers: dict[int, str] = {}
+    try:
+        give_up = time.monotonic() + 600                      # wait for both workers (not a timed check)
+        while p.poll() is None and time.monotonic() < give_up:
+            workers = _descendants(p.pid)
+            if sum("spawn_main" in c for c in workers.values()) >= 2: break
+            time.sleep(0.2)
+        assert sum("spawn_main" in c for c in workers.values()) >= 2, (p.poll(), workers)
+        time.sleep(3)                                                    # into their pretraining
+        os.kill(p.pid, getattr(signal, sig))
+        _, err = p.communicate(timeout=600)
+        give_up = time.monotonic() + 120
+        while any(_alive(w) for w in workers) and time.monotonic() < give_up: time.sleep(0.2)
+        assert not [c for w, c in workers.items() if _alive(w)], workers
+        if sig == "SIGINT":                                              # one line, no traceback, exit status 130
+            assert p.returncode == 130, err[-3000:]
+            assert err.rstrip().splitlines()[-1] == f"ctt pretrain: interrupted; every finished step is kept in {tmp_path}: " \
+                                                    "run the same command again to resume", err[-3000:]
+            assert "Traceback" not in err, err[-3000:]
+    finally:
+        if p.poll() is None: p.kill()
+        for w in [w for w in workers if _alive(w)]: os.kill(w, signal.SIGKILL)
 
 def test_paper_preset_dry_run_downloads_nothing(tmp_path):
     "`--dry-run` of each paper preset prints its plan and cost with the hub unreachable (issue 7)."
