@@ -582,7 +582,11 @@ def invalidate(preset: Preset, home: Path, run_root: Path, forced: set) -> None:
         if "multilingual" in forced and is_ml:
             markers.append(res / "language_profile.csv"); trees += [res / "ie", run_root / "factorial"]
     for m in markers: m.unlink(missing_ok=True)
-    for t in trees: shutil.rmtree(t, ignore_errors=True)
+    for t in trees:                                  # renamed aside first: an interrupted delete leaves no half of a cache
+        aside = t.with_name(f".{t.name}.deleted.{os.getpid()}.{time.time_ns()}")
+        try: os.rename(t, aside)
+        except FileNotFoundError: continue
+        shutil.rmtree(aside, ignore_errors=True)
 
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True,
