@@ -535,7 +535,7 @@ def load_hf_model(
     src, hub_rev = revision_source(fam, rev, local_dir)
     where = f"{src}@{hub_rev}" if hub_rev else src
     cfg = AutoConfig.from_pretrained(src, revision=hub_rev, trust_remote_code=trust_remote_code)
-    if hub_rev is None and use_safetensors:          # a local directory: a damaged file is named, not a raw traceback
+    if hub_rev is None and use_safetensors is not False:   # a local directory: a damaged file is named, not a raw traceback
         for w in sorted(Path(src).glob('*.safetensors')): check_safetensors(w)
     arch = (cfg.architectures or ['?'])[0]
     if arch != fam.arch: raise ValueError(f"{where} holds a {arch}, but family {fam.name!r} is a {fam.arch}")

@@ -5,6 +5,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from crosscoding_time.reproduce import PAPER_PRESETS, offline_hub_twins, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
@@ -93,11 +94,13 @@ def test_pythia_1b_offline_end_to_end(tmp_path):
     ann = pd.read_csv(next((out / "annotations").glob("latents_pythia-1b_step512_step2000_main_subjectverb_*.csv")))
     assert {"feat_id", "ie_value_A", "ie_value_C", "comparison"} <= set(ann.columns)
 
+@pytest.mark.slow   # the default suite runs one preset (Pythia); CI runs all three (--slow)
 def test_olmo_1b_0724_offline_end_to_end(tmp_path):
     out = _run("olmo-1b-0724", tmp_path)
     _check_common(out, "olmo-1b-0724")                            # 5 checkpoints, the paper's 6 comparisons
     assert (out / "relie_3d_top10_olmo-1b-0724.png").exists()
 
+@pytest.mark.slow
 def test_bloom_1b1_offline_end_to_end(tmp_path):
     out = _run("bloom-1b1", tmp_path)
     _check_common(out, "bloom-1b1")
