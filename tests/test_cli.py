@@ -177,7 +177,7 @@ def test_committed_micro_figures():
     check_micro_figures(Path(__file__).resolve().parents[1] / "figures" / "micro")
 
 @pytest.mark.slow
-def test_figures_micro_from_empty_cache(tmp_path):
+def test_figures_micro_from_empty_cache(tmp_path, capsys):
     "`ctt figures` (the micro preset) from an empty cache: issues 2-5 on micro-Pythia and micro-OLMo, issue 6 on micro-BLOOM."
     r = ctt("figures", "--out", str(tmp_path / "figures"), home=tmp_path / "home")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -187,7 +187,8 @@ def test_figures_micro_from_empty_cache(tmp_path):
     # artifact and writes the same tables
     tim = pd.read_csv(out / "timings.csv")
     assert {"pretraining", "micro-pythia", "micro-olmo", "total"} <= set(tim.part), tim
-    print("cold run from an empty cache:", tim.to_string(index=False))
+    with capsys.disabled():              # into CI's log, even when the test passes: the cold run and its machine
+        print("\ncold run from an empty cache:\n" + tim.to_string(index=False))
     before = {p.name: p.read_bytes() for p in out.glob("*.csv") if p.name != "timings.csv"}
     r2 = ctt("figures", "--out", str(tmp_path / "figures"), home=tmp_path / "home")
     assert r2.returncode == 0, r2.stderr[-3000:]
