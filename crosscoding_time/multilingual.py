@@ -112,7 +112,9 @@ def plot_overlap(df: pd.DataFrame, title: str):
     fig, axes = plt.subplots(1, len(ckpts), figsize=(3.6 * len(ckpts) + 0.6, 3.6), squeeze=False)
     for ax, (_, c) in zip(axes[0], ckpts.iterrows()):
         m = df[df.position == c.position].pivot(index="lang_a", columns="lang_b", values="overlap").loc[langs, langs]
-        sns.heatmap(m.values, mask=np.triu(np.ones_like(m.values, bool), k=1), vmin=0, vmax=k, cmap="magma_r",
+        # a set can hold more than k latents (the 2-way variant: the union of two checkpoints' top-k): the scale covers it
+        sns.heatmap(m.values, mask=np.triu(np.ones_like(m.values, bool), k=1), vmin=0, vmax=max(k, int(df.overlap.max())),
+                    cmap="magma_r",
                     annot=True, fmt="d", xticklabels=langs, yticklabels=langs, ax=ax, square=True, cbar=False,
                     annot_kws=dict(fontsize=7))
         ax.set_title(f"{c.checkpoint}", fontsize=9)
