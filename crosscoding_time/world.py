@@ -502,7 +502,11 @@ def generate_corpus(tokenizer, n_tokens: int, config: WorldConfig = WorldConfig(
 
 # %% ../nbs/00_world.ipynb #c030
 def _umask() -> int:
-    "This process's umask (read by setting it and putting it back)."
+    "This process's umask: from /proc on Linux, else by setting it and putting it back (not thread-safe)."
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"): return int(line.split()[1], 8)
+    except OSError: pass
     m = os.umask(0o022); os.umask(m)
     return m
 
