@@ -18,7 +18,7 @@ __all__ = ['METHODS', 'AGGREGATIONS', 'RULES', 'METRICS', 'REFERENCE_COLUMNS', '
 
 # %% ../nbs/08_relie.ipynb #c006
 import copy, json, math
-from dataclasses import dataclass, field, fields, asdict
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Sequence
 
