@@ -38,6 +38,7 @@ def ablation_frame(
     common = {k_: v for k_, v in kwargs.items() if k_ in ("hook", "scales", "batch_size", "chunk", "prepend_bos",
                                                           "first_token", "progress")}
     if ie is None: ie = indirect_effects(models, cc, tokenizer, pairs, **kwargs)
+    common.setdefault("prepend_bos", ie.settings.get("prepend_bos", False))   # ablate on the tokens the IE read
     if tuple(ie.ie.shape) != (2, cc.cfg.d_dict):
         raise ValueError(f"ie has shape {list(ie.ie.shape)}, not [2, {cc.cfg.d_dict}]: pass this crosscoder's IE")
     _, latents = top_k_union(ie.ie, k)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_activations.ipynb #c004
 from __future__ import annotations
-import copy, difflib, hashlib, json, math, re, time
+import copy, difflib, hashlib, json, math, re, time, zlib
 from dataclasses import dataclass, asdict, replace, fields
 from itertools import islice
 from pathlib import Path
@@ -20,15 +20,17 @@ from .checkpoints import (Family, PretrainConfig, MicroModelConfig, ctt_home, ge
                                           load_model, load_tokenizer, default_hook, fingerprint, micro_dir)
 
 # %% auto #0
-__all__ = ['DTYPES', 'HELDOUT_SEED', 'BLOOM_SHARES', 'HUB_TEXT', 'HarvestConfig', 'resolve_config', 'pretrain_config',
-           'world_documents', 'stream_to_sequences', 'micro_sequences', 'TextSource', 'text_to_sequences',
-           'mix_sequences', 'hub_texts', 'hub_sequences', 'sequence_stream', 'sequences', 'token_batches', 'ckpt_name',
-           'check_models', 'check_order', 'check_tokens', 'hook_activations', 'harvest', 'scales_of', 'estimate_scales',
-           'ActivationSource', 'family_fingerprint', 'cache_dir', 'config_diff', 'harvest_cost', 'to_storage',
-           'ActivationCache', 'ActivationStream', 'stream_peak_rss', 'stream_leaks', 'harvest_throughput']
+__all__ = ['DTYPES', 'SPLITS', 'HELDOUT_SEED', 'VALIDATION_SEED', 'BLOOM_SHARES', 'HUB_TEXT', 'HarvestConfig', 'resolve_config',
+           'pretrain_config', 'world_documents', 'stream_to_sequences', 'micro_sequences', 'TextSource',
+           'text_to_sequences', 'mix_sequences', 'hub_texts', 'hub_sequences', 'sequence_stream', 'sequences',
+           'token_batches', 'ckpt_name', 'check_models', 'check_order', 'check_tokens', 'hook_activations', 'harvest',
+           'scales_of', 'estimate_scales', 'ActivationSource', 'family_fingerprint', 'cache_dir', 'config_diff',
+           'harvest_cost', 'to_storage', 'ActivationCache', 'ActivationStream', 'stream_peak_rss', 'stream_leaks',
+           'harvest_throughput']
 
 # %% ../nbs/04_activations.ipynb #c006
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}  # storage dtypes
+SPLITS = ('train', 'validation')  # crosscoders train on the first; statistics are measured on the second
 
 @dataclass(frozen=True)
 class HarvestConfig:
@@ -44,6 +46,9 @@ class HarvestConfig:
     norm_batches: int = 1000        # LM batches that estimate the scale s_c (PAPER.md §3.4)
     seed: int = 0                   # which held-out text; the shuffle has its own seed (`batches(seed=...)`)
     dtype: str = 'float16'          # storage dtype of buffer and cache; the paper's buffer is bf16 (PAPER.md §3.3)
+    split: str = 'train'            # 'train', or 'validation': text held out from every training split (§4.1)
+    scale_all_positions: bool = True  # s_c from every position, the first included, as the reference (§3.4);
+                                    # False: from the harvested rows only (a correction)
 
     def __post_init__(self):
         object.__setattr__(self, 'revisions', tuple(self.revisions))  # a list would make a different fingerprint
@@ -58,6 +63,7 @@ class HarvestConfig:
             raise ValueError(f"buffer_mult must be even and >= 2 (half the buffer is refilled at a time), "
                              f"got {self.buffer_mult}")
         if self.seed < 0: raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.split not in SPLITS: raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
 
     @property
     def rows_per_seq(self) -> int: return self.seq_len - int(self.remove_bos)
@@ -85,6 +91,7 @@ def resolve_config(
 
 # %% ../nbs/04_activations.ipynb #c010
 HELDOUT_SEED = 1_000_000  # the harvest's text is the grammar at HELDOUT_SEED + seed; pretraining uses 10_000 + its seed
+VALIDATION_SEED = 2_000_000  # the validation split's text: the grammar at VALIDATION_SEED + seed, apart from both
 
 def pretrain_config(
     family: str,  # a micro family name
@@ -126,11 +133,13 @@ def micro_sequences(
     seq_len: int,  # tokens per sequence
     seed: int = 0,  # held-out text seed
     root: Path | str | None = None,  # artifact root
+    split: str = 'train',  # 'train' (the crosscoders') or 'validation' (another stream of the grammar)
 ) -> Iterator[Int[Tensor, "seq_len"]]:
     "Held-out sequences of a micro family's world, without end."
     fam = get_family(family, root)
     pc = pretrain_config(fam.name, root)
-    text_seed = HELDOUT_SEED + seed
+    if split not in SPLITS: raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    text_seed = (VALIDATION_SEED if split == 'validation' else HELDOUT_SEED) + seed
     if text_seed == 10_000 + pc.seed:  # `checkpoints.training_tokens`
         raise ValueError(f"seed {seed} would harvest on {fam.name}'s pretraining stream; pick another")
     return stream_to_sequences(world_documents(World(pc.world, load_tokenizer(fam)), text_seed), seq_len)
@@ -145,17 +154,24 @@ class TextSource:
     languages: tuple[tuple[str, float], ...] = ()  # (language, token share) of a mixture
     text_field: str = 'text'         # the column holding the document
     min_chars: int = 0               # documents shorter than this are dropped (BLOOM: 2048, PAPER.md §3.5)
+    val_files: str | None = None     # the validation split's files ('{lang}' replaced); None: dealt from the stream
 
 BLOOM_SHARES = (('en', .35), ('zh', .19), ('fr', .15), ('es', .13), ('pt', .06), ('ar', .05), ('vi', .03),
                 ('hi', .02), ('id', .01), ('bn', .01))  # top-10 ROOTS languages, renormalised (PAPER.md §3.5)
 
 HUB_TEXT = {  # by architecture (PAPER.md §3.5)
-    'GPTNeoXForCausalLM': TextSource('monology/pile-uncopyrighted'),
+    'GPTNeoXForCausalLM': TextSource('monology/pile-uncopyrighted', data_files='train/*.jsonl.zst', val_files='val.jsonl.zst'),
     # The reference's download script fetches v1_6-sample, but its tokenizing script globs `v1_5r2_sample-*.json.gz`,
     # the file names of Dolma's v1.5 sample: the text it tokenized, and the one the plan prices (v1_5-sample here)
     'OlmoForCausalLM': TextSource('allenai/dolma', url_list='urls/v1_5-sample.txt'),
     'BloomForCausalLM': TextSource('allenai/c4', data_files='multilingual/c4-{lang}.tfrecord-*.json.gz',
-                                   languages=BLOOM_SHARES, min_chars=2048)}
+                                   languages=BLOOM_SHARES, min_chars=2048,
+                                   val_files='multilingual/c4-{lang}-validation.tfrecord-*.json.gz')}
+
+def _deal(text: str, split: str) -> bool:
+    """Whether a document of a single-split source belongs to `split`: by a hash of its text, 8 in 10 to 'train', 1 to
+    'validation' (the tenth unused), whatever the stream's order or shuffle seed."""
+    return zlib.crc32(text.encode('utf-8')) % 10 in {'train': range(8), 'validation': range(8, 9)}[split]
 
 def text_to_sequences(
     texts: Iterable[str],  # documents
@@ -193,6 +209,7 @@ def hub_texts(
     seed: int = 0,  # shuffle seed
     lang: str | None = None,  # one language of a mixture
     shuffle_buffer: int = 10_000,  # documents in the streaming shuffle buffer
+    split: str = 'train',  # 'train' or 'validation' (held out: `val_files`, or dealt from a single split)
 ) -> Iterator[str]:
     "Documents streamed from the hub with `datasets.load_dataset(..., streaming=True)` (needs network)."
     from datasets import load_dataset
@@ -201,22 +218,26 @@ def hub_texts(
         urls = Path(hf_hub_download(source.path, source.url_list, repo_type='dataset')).read_text().split()
         ds = load_dataset('json', data_files=urls, split='train', streaming=True)
     else:
-        files = source.data_files.format(lang=lang) if source.data_files else None
+        files = source.val_files if split == 'validation' and source.val_files else source.data_files
+        files = files.format(lang=lang) if files else None
         ds = load_dataset(source.path, data_files=files, split='train', streaming=True)
-    ds = ds.select_columns([source.text_field]).shuffle(seed=seed, buffer_size=shuffle_buffer)
-    for row in ds: yield row[source.text_field]
+    ds = ds.select_columns([source.text_field])
+    if not source.val_files:                   # a single split: each document's hash says which one it is in
+        ds = ds.filter(lambda row: _deal(row[source.text_field], split))
+    for row in ds.shuffle(seed=seed, buffer_size=shuffle_buffer): yield row[source.text_field]
 
 def hub_sequences(
     family: str | Family,  # a hub family
     seq_len: int,  # tokens per sequence
     seed: int = 0,  # shuffle and mixture seed
+    split: str = 'train',  # 'train' or 'validation'
 ) -> Iterator[Int[Tensor, "seq_len"]]:
     "The paper's training sequences of a hub family (PAPER.md §3.5), streamed."
     fam = get_family(family)
     if fam.arch not in HUB_TEXT: raise ValueError(f"no pretraining text known for {fam.arch}; add a TextSource to HUB_TEXT")
     src, tok = HUB_TEXT[fam.arch], load_tokenizer(fam)
-    if not src.languages: return text_to_sequences(hub_texts(src, seed), tok, seq_len, src.min_chars)
-    streams = {l: text_to_sequences(hub_texts(src, seed, l), tok, seq_len, src.min_chars) for l, _ in src.languages}
+    if not src.languages: return text_to_sequences(hub_texts(src, seed, split=split), tok, seq_len, src.min_chars)
+    streams = {l: text_to_sequences(hub_texts(src, seed, l, split=split), tok, seq_len, src.min_chars) for l, _ in src.languages}
     return mix_sequences(streams, dict(src.languages), seed)
 
 # %% ../nbs/04_activations.ipynb #c014
@@ -225,10 +246,11 @@ def sequence_stream(
     seq_len: int,  # tokens per sequence
     seed: int = 0,  # which held-out text
     root: Path | str | None = None,  # artifact root for micro families
+    split: str = 'train',  # 'train' or 'validation' (held out from training)
 ) -> Iterator[Int[Tensor, "seq_len"]]:
     "The family's own kind of text as `seq_len`-token sequences, lazily."
     fam = get_family(family, root)
-    return micro_sequences(fam, seq_len, seed, root) if fam.kind == 'micro' else hub_sequences(fam, seq_len, seed)
+    return (micro_sequences(fam, seq_len, seed, root, split) if fam.kind == 'micro' else hub_sequences(fam, seq_len, seed, split))
 
 def sequences(
     family: str | Family,  # any family
@@ -236,9 +258,10 @@ def sequences(
     seq_len: int,  # tokens per sequence
     seed: int = 0,  # which held-out text
     root: Path | str | None = None,  # artifact root for micro families
+    split: str = 'train',  # 'train' or 'validation'
 ) -> Int[Tensor, "n_seqs seq_len"]:
     "The first `n_seqs` sequences of `sequence_stream`, as one int64 tensor."
-    seqs = list(islice(sequence_stream(family, seq_len, seed, root), n_seqs))
+    seqs = list(islice(sequence_stream(family, seq_len, seed, root, split), n_seqs))
     if len(seqs) < n_seqs: raise RuntimeError(f"the text ran out after {len(seqs)} of {n_seqs} sequences")
     return torch.stack(seqs)
 
@@ -247,7 +270,7 @@ def token_batches(
     root: Path | str | None = None,  # artifact root for micro families
 ) -> Iterator[Int[Tensor, "batch_seqs seq_len"]]:
     "The LM batches of a harvest, in order, without end."
-    stream = sequence_stream(cfg.family, cfg.seq_len, cfg.seed, root)
+    stream = sequence_stream(cfg.family, cfg.seq_len, cfg.seed, root, cfg.split)
     while True:
         batch = list(islice(stream, cfg.batch_seqs))
         if len(batch) < cfg.batch_seqs: raise RuntimeError(f"the text of {cfg.family} ran out")
@@ -361,7 +384,8 @@ def estimate_scales(
     models: Sequence,  # TransformerBridge models, one per checkpoint
     tokens_batches: Iterable[Int[Tensor, "batch seq"]],  # the estimation batches (PAPER.md §3.4: 1000 of 4 sequences)
     hook: str,  # the hook to read
-    remove_bos: bool = True,  # as in the harvest
+    remove_bos: bool = False,  # the reference's `estimate_act_norm` averages every position, the first included;
+                               # True: the harvested rows only (a correction: position 0's norm is an outlier)
 ) -> Float[Tensor, "n_ckpt"]:
     "Per-checkpoint scale s_c estimated on `tokens_batches` (PAPER.md §3.4)."
     return scales_of(harvest(models, t, hook, remove_bos) for t in tokens_batches)
@@ -539,7 +563,8 @@ class ActivationCache(ActivationSource):
         check_order(models, cfg.revisions)
         d_model = check_models(models, cfg.hook)
         t0 = time.time()
-        scales = estimate_scales(models, islice(token_batches(cfg, root), cfg.norm_batches), cfg.hook, cfg.remove_bos)
+        scales = estimate_scales(models, islice(token_batches(cfg, root), cfg.norm_batches), cfg.hook,
+                                 cfg.remove_bos and not cfg.scale_all_positions)
         plan = cls.plan(cfg, d_model, shard_mb)
         per_batch = (time.time() - t0) / cfg.norm_batches
         print(f"scales {[round(float(s), 4) for s in scales]}; ~{per_batch * cfg.n_tokens / cfg.rows_per_batch:,.0f} s "
@@ -672,7 +697,7 @@ class ActivationStream(ActivationSource):
         self.n_tokens, self._cols = self.cfg.n_tokens, list(range(len(self._models)))
         self.scales = (torch.as_tensor(scales, dtype=torch.float32) if scales is not None else
                        estimate_scales(self._models, islice(token_batches(self.cfg, root), self.cfg.norm_batches),
-                                       self.cfg.hook, self.cfg.remove_bos))
+                                       self.cfg.hook, self.cfg.remove_bos and not self.cfg.scale_all_positions))
         if self.scales.shape != (len(self._models),): raise ValueError(f"scales must have shape ({len(self._models)},)")
 
     def _batches(self, batch_size, seed, start_step, n_steps):

@@ -273,11 +273,11 @@ def indirect_effects(
     steps: int = 10,  # IG steps, α = k/steps for k = 0..steps-1 (§5.1: 10)
     rule: str = "left",  # 'left': α = k/steps, the paper's (§5.1, §11.6); 'midpoint': α = (k + 1/2)/steps, more exact
     threshold: float = 0.1,  # per-(pair, position, latent) |IE| <= threshold is set to 0 before aggregating (§5.1)
-    aggregation: str = "example",  # 'example': sum over a pair's positions, mean over pairs; 'paper': the reference's
+    aggregation: str = "paper",  # 'paper': the reference's (the default); 'example': sum over a pair's positions, mean over pairs
     metric: str = "logit",  # 'logit': logit(wrong) - logit(correct) (§5.1); 'logprob': the same in log-probabilities
     batch_size: int | None = None,  # pairs per batch; None: 4 for 'paper' (the reference's), else 16
     chunk: int = 256,  # most sequences (α steps x pairs) in one forward and backward: bounds memory
-    prepend_bos: bool = True,  # put BOS before each prefix, as `tasks.next_token_margin`
+    prepend_bos: bool = False,  # the reference feeds the raw prefix; True puts BOS first (a correction)
     first_token: bool = False,  # allow multi-token answers and read their first token (the paper requires one token)
     batched: bool = True,  # all α steps in one forward/backward (False: one per α step, the reference's loop)
     progress: bool = False,  # a tqdm bar over batches
@@ -328,7 +328,7 @@ def ablation_effects(
     metric: str = "logit",  # 'logit' (the IE's metric) or 'logprob' (the ablation table's, §5.5)
     batch_size: int = 16,  # pairs per batch
     chunk: int = 256,  # most sequences (latents x pairs) per forward
-    prepend_bos: bool = True,  # put BOS before each prefix
+    prepend_bos: bool = False,  # the reference feeds the raw prefix; True puts BOS first (a correction)
     first_token: bool = False,  # allow multi-token answers (their first token)
     progress: bool = False,  # a tqdm bar
 ) -> Float[Tensor, "n_ckpt n_latents"]:  # mean over pairs of metric(latent zeroed) - metric(clean)
@@ -365,12 +365,13 @@ def ablation_effects(
 def combine_effects(
     parts: Sequence[IndirectEffects],  # effects on consecutive parts of one set, in order, with the same settings
     task: str,  # the name of the whole set ('subjectverb')
+    strict: bool = True,  # 'paper' parts whose batches would straddle: an error (True) or each part's own, pooled
 ) -> IndirectEffects:
     "The effects on the concatenation of `parts`' pairs, from each part's (exactly, or an error saying why not)."
     keys = {json.dumps(p.settings, sort_keys=True) for p in parts}
     if len(keys) > 1: raise ValueError("effects measured with different settings do not combine: " + " vs ".join(sorted(keys)))
     s = parts[0].settings
-    if s["aggregation"] == "paper":
+    if s["aggregation"] == "paper" and strict:
         straddle = [p.task for p in parts[:-1] if p.n_pairs % s["batch_size"]]
         if straddle:
             raise ValueError(f"with aggregation='paper' the reference's batches of {s['batch_size']} would straddle the end "
@@ -388,7 +389,7 @@ ZERO_RULES = ("uniform", "paper", "nan")
 def _share(num: Tensor, den: Tensor, fill: float) -> Tensor:
     return torch.where(den > 0, num / den.where(den > 0, torch.ones_like(den)), torch.full_like(den, fill))
 
-def rel_ie(ie: Float[Tensor, "n_ckpt d_dict"], mode: str | None = None, zero: str = "uniform") -> Tensor:
+def rel_ie(ie: Float[Tensor, "n_ckpt d_dict"], mode: str | None = None, zero: str = "paper") -> Tensor:
     "Relative indirect effect of every latent (PAPER.md §5.4); `mode` defaults to two_way for 2 checkpoints, else one_vs_all."
     if ie.ndim != 2 or ie.shape[0] < 2:
         raise ValueError(f"ie must be [n_ckpt >= 2, d_dict], got shape {tuple(ie.shape)}")

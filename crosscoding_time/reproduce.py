@@ -5,6 +5,7 @@
 # %% ../nbs/13_reproduce.ipynb #c004
 from __future__ import annotations
 import argparse, json, os, sys, time
+from itertools import islice
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -46,13 +47,13 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
                                          agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_PRESETS', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan',
-           'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root',
-           'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats',
-           'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures', 'multilingual_stage',
-           'factorial_stage', 'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan',
-           'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs',
-           'write_paper_report', 'usable_home', 'main']
+__all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'CORRECTIONS', 'PAPER_PRESETS', 'CrosscoderPlan',
+           'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost',
+           'pretrain_root', 'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons',
+           'crosscoder_stats', 'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures',
+           'corrections_stage', 'corrections_markdown', 'multilingual_stage', 'factorial_stage', 'write_report',
+           'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
+           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -82,12 +83,22 @@ class RelIEPlan:
     "How a preset measures indirect effects on its L1 crosscoders (PAPER.md §5), and the checks it runs on them."
     steps: int = 10                     # §5.1: IG steps
     threshold: float = 0.1              # §5.1: per-(position, latent) threshold
-    aggregation: str = "example"        # corrected aggregation (§11.4); 'paper' for the reference's
-    batch_size: int = 16                # pairs per batch
+    aggregation: str = "paper"          # §5.1: the reference's (attribution.py, get_nodes); 'example' corrects it
+    batch_size: int = 4                 # the reference's batches of 4 pairs, on which its aggregation depends
+    prepend_bos: bool = False           # the reference feeds the raw prefix; True puts BOS first (a correction)
     k: tuple[int, ...] = (10, 100)      # §5.2 / §9: top-k unions drawn (the ablation table uses the first)
     completeness_pairs: int = 100       # pairs per task for the 50-step completeness check
     completeness_steps: int = 50
     exact_top: int = 20                 # latents compared between IG and exact ablation (one task)
+
+    def ie_kwargs(self, **over) -> dict:
+        "The keyword arguments of `indirect_effects` this plan fixes (and `over` replaces)."
+        return dict(steps=self.steps, threshold=self.threshold, aggregation=self.aggregation, batch_size=self.batch_size,
+                    prepend_bos=self.prepend_bos) | over
+
+    def corrected(self) -> RelIEPlan:
+        "The same plan with the package's corrections of the reference: every pair counted once, BOS first."
+        return replace(self, aggregation="example", batch_size=16, prepend_bos=True)
 
 @dataclass(frozen=True)
 class FeaturesPlan:
@@ -147,6 +158,7 @@ class Preset:
     relie: RelIEPlan | None = RelIEPlan()  # None: stop after the crosscoders
     features: FeaturesPlan | None = FeaturesPlan()  # None: no annotation, cards or linguistic tables
     multilingual: MultilingualPlan | None = None    # micro-BLOOM and the share x richness experiment
+    corrections: bool = False              # measure what each correction of the reference's IE changes (`corrections_stage`)
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -191,7 +203,7 @@ PRESETS = {
                     crosscoders=CrosscoderPlan(harvest_tokens=102_400, dead_tokens=50_000, train=TrainConfig(
                         lr=1e-3, batch_size=512, n_tokens=102_400, save_every=100, log_every=50)),
                     relie=RelIEPlan(completeness_pairs=20),
-                    features=FeaturesPlan(n_seqs=300),
+                    features=FeaturesPlan(n_seqs=300), corrections=True,
                     multilingual=MultilingualPlan(
                         family=PretrainConfig(family="micro-bloom", world=MultiWorldConfig(), vocab_size=2048,
                                               n_tokens=1_200_000, lr=2e-3, linear_every=100, seed=2),
@@ -323,13 +335,24 @@ def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
     a, b, c, d = revisions
     return [(a, b), (b, c), (c, d), (b, c, d)]
 
+PAPER_EVAL_BATCHES = 30   # §4.1: the reference's sparsity evaluation reads the first 30 batches of the unshuffled buffer
+
+def _in_order(val, batch_size: int, n: int) -> list[Tensor]:
+    "The first `n` batches of `val` in harvest order (a stream: in its buffer's order), as the reference reads them."
+    if not hasattr(val, "rows"): return list(islice(val.batches(batch_size, 0), n))
+    return [val.rows(range(i * batch_size, (i + 1) * batch_size)) for i in range(min(n, val.n_tokens // batch_size))]
+
 def _stats_row(fam, comp, kind: str, cc, src, val, models, ce_tokens, batch_size: int, label: str, **extra) -> dict:
-    "One row of the statistics table (PAPER.md §4.3): sparsity on `val`'s batches, ΔCE of the splice on `ce_tokens`."
-    vb = [b * val.scales[None, :, None] for b in val.batches(batch_size, 0)]
-    sp = sparsity_stats(cc, vb)
+    """One row of the statistics table (PAPER.md §4.3): ℓ0, dead latents and EV as the reference measures them (30
+    unshuffled validation batches, BatchTopK in train mode: ℓ0 = k), the package's own beside them (every validation
+    batch, shuffled, BatchTopK at its inference threshold: `*_eval`), and ΔCE of the splice on `ce_tokens`."""
+    s = src.scales[None, :, None]                                    # the training factors, as the reference (§11.8)
+    sp = sparsity_stats(cc, [b * s for b in _in_order(val, batch_size, PAPER_EVAL_BATCHES)], mode="train")
+    own = sparsity_stats(cc, [b * s for b in val.batches(batch_size, 0)])
     ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
     row = dict(family=fam.name, comparison=label, revisions=" ".join(comp), kind=kind, **extra, d_dict=cc.cfg.d_dict,
-               l0=float(sp["l0"]), dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]))
+               l0=float(sp["l0"]), dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]),
+               l0_eval=float(own["l0"]), dead_eval=int(own["dead"]), ev_eval=float(own["ev"]))
     for i, ckpt in enumerate("ABC"[:len(comp)]):
         row[f"ev_{ckpt}"] = float(sp[f"ev_{i}"])
         row[f"delta_ce_{ckpt}"] = float(ce[f"delta_ce_{i}"])
@@ -341,7 +364,7 @@ def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: 
     "Train every crosscoder of `plan` (into `out`) on the selected checkpoints of the family under `root`; evaluate them."
     train_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.harvest_tokens),
                                         root=root, progress=progress)
-    val_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.val_tokens, seed=7),
+    val_cache = ActivationCache.build(HarvestConfig.micro(fam.name, revisions, n_tokens=plan.val_tokens, seed=7, split="validation"),
                                       root=root, progress=progress)
     tokens = sequences(fam, plan.ce_seqs, 64, seed=99, root=root)          # held-out text for the CE splice
     models = {r: load_model(fam, r, root=root) for r in revisions}
@@ -365,7 +388,7 @@ def stats_table_markdown(df: pd.DataFrame) -> str:
     for (fam, comp), g in df.groupby(["family", "comparison"], sort=False):
         cells = [fam, comp]
         for k in kinds:
-            r = g[g.kind == k].iloc[0]
+            r = g[g.kind == k].mean(numeric_only=True)     # over seeds, as the paper's table (§4.3); dead truncated
             ce = [f"{r[c]:.2f}" if c in r and pd.notna(r[c]) else "–" for c in ("delta_ce_A", "delta_ce_B", "delta_ce_C")]
             cells += [f"{r.l0:.2f}", f"{int(r.dead)}", f"{r.ev:.3f}", *ce]
         lines.append("| " + " | ".join(cells) + " |")
@@ -375,6 +398,14 @@ def _cached_effects(path: Path, compute) -> IndirectEffects:
     if (path / "meta.json").exists(): return IndirectEffects.load(path)
     res = compute(); res.save(path)
     return res
+
+def _whole(parts: list[IndirectEffects], task: str, path: Path, compute) -> IndirectEffects:
+    """Effects on the concatenation of `parts`: combined from them where that is exact, else computed on the whole set
+    (the reference's batches of 4 straddle its subtasks) and cached at `path`."""
+    try: return combine_effects(parts, task)
+    except ValueError as e:
+        if "straddle" not in str(e): raise
+    return _cached_effects(path, lambda: replace(compute(), task=task))
 
 def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, root: Path, cc_dir: Path,
                 res: Path, out_dir: Path, progress: bool = True) -> list[Path]:
@@ -395,10 +426,11 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
     ies, pngs = {}, []
     for comp in comps:
         cc, ms = crosscoder(comp), [models[r] for r in comp]
-        parts = [_cached_effects(res / "ie" / "_".join(comp) / t, lambda: indirect_effects(
-            ms, cc, tok, tasksets[t], steps=plan.steps, threshold=plan.threshold, aggregation=plan.aggregation,
-            batch_size=plan.batch_size, progress=progress)) for t in SV_TASKS]
-        ies[comp] = dict(zip(SV_TASKS, parts)) | {"subjectverb": combine_effects(parts, "subjectverb")}
+        d = res / "ie" / "_".join(comp)
+        parts = [_cached_effects(d / t, lambda: indirect_effects(ms, cc, tok, tasksets[t], **plan.ie_kwargs(progress=progress)))
+                 for t in SV_TASKS]
+        ies[comp] = dict(zip(SV_TASKS, parts)) | {"subjectverb": _whole(parts, "subjectverb", d / "subjectverb", lambda: indirect_effects(
+            ms, cc, tok, [p for t in SV_TASKS for p in tasksets[t]], **plan.ie_kwargs(progress=progress)))}
     # the triplet: 3-D RelIE scatter, IE evolution, 3-way groups and trajectories
     trip = comps[-1]
     ie3, names = ies[trip]["subjectverb"].ie, [label(r) for r in trip]
@@ -422,7 +454,7 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
         for comp in comps[:-1]:
             cc, ms, cname = crosscoder(comp), [models[r] for r in comp], " vs ".join(label(r) for r in comp)
             for t in SV_TASKS:
-                try: fr = ablation_frame(ms, cc, tok, tasksets[t], ie=ies[comp][t], k=plan.k[0], batch_size=plan.batch_size)
+                try: fr = ablation_frame(ms, cc, tok, tasksets[t], ie=ies[comp][t], k=plan.k[0])   # on the IE's tokens
                 except ValueError as e:                      # no latent above the threshold: an empty cell, said so
                     print(f"ablation {cname} {t}: {e}"); fr = pd.DataFrame(columns=["latent", "ratio", "relie", "reldec"])
                 frames.append(fr.assign(comparison=cname, task=t))
@@ -448,8 +480,8 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
         rows = []
         for t in SV_TASKS:
             for rule in ("left", "midpoint"):
-                r = indirect_effects(ms, cc, tok, list(tasksets[t])[:plan.completeness_pairs], steps=plan.completeness_steps,
-                                     rule=rule, threshold=0, batch_size=plan.batch_size)
+                r = indirect_effects(ms, cc, tok, list(tasksets[t])[:plan.completeness_pairs], **plan.ie_kwargs(
+                    steps=plan.completeness_steps, rule=rule, threshold=0, aggregation="example", batch_size=16))  # IG's own sum
                 rows += [dict(task=t, rule=rule, checkpoint=n, total_effect=float(r.total_effect()[i]),
                               sum_ie=float(r.ie[i].sum()), error=float(r.error[i]), completeness=float(r.completeness()[i]))
                          for i, n in enumerate(names)]
@@ -457,9 +489,9 @@ def relie_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, r
     def ig_vs_exact():
         from scipy.stats import spearmanr
         t = SV_TASKS[0]
-        ig = indirect_effects(ms, cc, tok, tasksets[t], steps=plan.steps, threshold=0, batch_size=plan.batch_size)
+        ig = indirect_effects(ms, cc, tok, tasksets[t], **plan.ie_kwargs(threshold=0, aggregation="example", batch_size=16))
         top = ig.ie.abs().amax(0).argsort(descending=True)[:plan.exact_top]
-        exact = ablation_effects(ms, cc, tok, tasksets[t], top.tolist(), batch_size=plan.batch_size)
+        exact = ablation_effects(ms, cc, tok, tasksets[t], top.tolist(), prepend_bos=plan.prepend_bos)
         return pd.DataFrame([dict(task=t, checkpoint=n, n_latents=len(top),
                                   spearman=float(spearmanr(exact[i], ig.ie[i, top]).statistic)) for i, n in enumerate(names)])
     for name, fn in (("completeness", completeness), ("ig_vs_exact", ig_vs_exact)):
@@ -479,7 +511,8 @@ def features_stage(fam, revisions: Sequence[str], preset: Preset, root: Path, cc
     for comp in comparisons(revisions):
         cname, names, trip = "_".join(comp), [label(r) for r in comp], len(comp) == 3
         parts = [IndirectEffects.load(Path(res) / "ie" / cname / t) for t in SV_TASKS]
-        ies = dict(zip(SV_TASKS, parts)) | {"subjectverb": combine_effects(parts, "subjectverb")}
+        whole = Path(res) / "ie" / cname / "subjectverb"
+        ies = dict(zip(SV_TASKS, parts)) | {"subjectverb": _whole(parts, "subjectverb", whole, lambda: IndirectEffects.load(whole))}
         cc = CrossCoder.from_pretrained(Path(cc_dir) / f"l1_{cname}" / "final")
         tag, done = f"{fam.name}_{cname}", fdir / f"{cname}.done"
         k_shares = plan.k if trip else plan.k[:1]
@@ -577,7 +610,8 @@ def invalidate(preset: Preset, home: Path, run_root: Path, forced: set) -> None:
         markers += [res / f for s, f in (("accuracy", "accuracy.csv"), ("similarity", "similarity.csv"),
                                          ("crosscoders", "crosscoder_stats.csv")) if s in forced]
         if "crosscoders" in forced: trees.append(run_root / "crosscoders" / fam)
-        if "relie" in forced and not is_ml: trees += [res / "ie", res / "relie"]
+        if "relie" in forced and not is_ml:
+            markers.append(res / "corrections.csv"); trees += [res / "ie", res / "relie", res / "corrections"]
         if "features" in forced and not is_ml: trees.append(res / "features")
         if "multilingual" in forced and is_ml:
             markers.append(res / "language_profile.csv"); trees += [res / "ie", run_root / "factorial"]
@@ -600,7 +634,7 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
     run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
-    pngs, t0, all_stats, shares, ml_stats, times = [], time.time(), [], [], None, []
+    pngs, t0, all_stats, shares, ml_stats, times, corr = [], time.time(), [], [], None, [], []
     invalidate(preset, home, run_root, forced)       # before any run starts: runs side by side must not delete each other's
     pretrain_all(preset, home, jobs, progress)       # every model first, side by side; the stages below find them done
     times.append(dict(part="pretraining", seconds=time.time() - t0))
@@ -634,6 +668,9 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         if preset.crosscoders is not None and preset.relie is not None:
             pngs += relie_stage(fam, chosen.revision.tolist(), preset, tasksets, root,
                                 run_root / "crosscoders" / fam.name, res, out_dir, progress)
+            if preset.corrections:                   # what each correction of the reference's IE changes
+                corr.append(_cached_csv(res / "corrections.csv", lambda: corrections_stage(
+                    fam, chosen.revision.tolist(), preset, tasksets, root, run_root / "crosscoders" / fam.name, res), False))
             if preset.features is not None:
                 shares.append(features_stage(fam, chosen.revision.tolist(), preset, root, run_root / "crosscoders" / fam.name,
                                              res, out_dir, progress))
@@ -643,6 +680,10 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
         stats = pd.concat(all_stats, ignore_index=True)
         atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
         atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
+    if corr:
+        cdf = pd.concat(corr, ignore_index=True)
+        atomic_write_text(out_dir / "corrections.csv", cdf.to_csv(index=False))
+        atomic_write_text(out_dir / "corrections.md", corrections_markdown(cdf))
     if shares:                                       # token-level vs abstract among the top latents, per checkpoint
         sh = pd.concat(shares, ignore_index=True)
         for k in dict.fromkeys(sh.k):
@@ -659,14 +700,87 @@ def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None =
           f"of {machine['fp32_matmul_gflops']} GFLOP/s fp32 matmul ({machine['threads']} threads, torch {machine['torch']})")
     return pngs
 
+# %% ../nbs/13_reproduce.ipynb #corr1
+CORRECTIONS = {   # name: (what it changes, how the plan changes): the IE-side corrections of the reference's form
+    "aggregation": ("every pair counted once (aggregation='example')", dict(aggregation="example", batch_size=16)),
+    "bos": ("BOS before each prefix (prepend_bos=True)", dict(prepend_bos=True)),
+}
+
+def _jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else float("nan")
+
+def _groups(ie3: Tensor, k: int) -> str:
+    "The 3-way group counts of the triplet's top-k union, as one readable string."
+    union = top_k_union(ie3, k)[1]
+    counts = pd.Series(three_way_group(rel_ie(ie3)[union])).value_counts()
+    return ", ".join(f"{g} {n}" for g, n in sorted(counts.items()))
+
+def _table7(lat: pd.DataFrame) -> tuple[float, float]:
+    "Mean Spearman ρ of the ablation ratio with RelIE and with RelDec over the (comparison, task) cells."
+    cells = pd.DataFrame([ablation_correlations(g) for _, g in lat.groupby(["comparison", "task"])])
+    return float(cells.rho_relie.mean()), float(cells.rho_reldec.mean())
+
+def corrections_stage(fam, revisions: Sequence[str], preset: Preset, tasksets: dict, root: Path, cc_dir: Path,
+                      res: Path, progress: bool = False) -> pd.DataFrame:
+    "Each correction of `CORRECTIONS` against the reference's form, on the same L1 crosscoders (one row each)."
+    from scipy.stats import spearmanr
+    plan, comps, k = preset.relie, comparisons(revisions), preset.relie.k[0]
+    tok, models = load_tokenizer(fam, root=root), {r: load_model(fam, r, root=root) for r in revisions}
+    ccs = {c: CrossCoder.from_pretrained(Path(cc_dir) / ("l1_" + "_".join(c)) / "final") for c in comps}
+    label = lambda comp: " vs ".join(tokens_short(fam.revision(r).tokens) for r in comp)
+    def effects(p: RelIEPlan, d: Path, comp) -> dict:
+        ms, kw = [models[r] for r in comp], p.ie_kwargs(progress=progress)
+        parts = [_cached_effects(d / t, lambda: indirect_effects(ms, ccs[comp], tok, tasksets[t], **kw)) for t in SV_TASKS]
+        return dict(zip(SV_TASKS, parts)) | {"subjectverb": _whole(parts, "subjectverb", d / "subjectverb", lambda: indirect_effects(
+            ms, ccs[comp], tok, [q for t in SV_TASKS for q in tasksets[t]], **kw))}
+    def ablations(ies) -> pd.DataFrame:
+        frames = []
+        for comp in comps[:-1]:
+            for t in SV_TASKS:
+                try: fr = ablation_frame([models[r] for r in comp], ccs[comp], tok, tasksets[t], ie=ies[comp][t], k=k)
+                except ValueError: continue                       # no latent above the threshold: an empty cell
+                frames.append(fr.assign(comparison=label(comp), task=t))
+        return pd.concat(frames, ignore_index=True)
+    base = {c: effects(plan, res / "ie" / "_".join(c), c) for c in comps}     # the relie stage's, read from its cache
+    base_lat = _cached_csv(res / "relie" / "ablation_latents.csv", lambda: ablations(base), False)
+    trip, rows = comps[-1], []
+    for name, (what, change) in CORRECTIONS.items():
+        p, d = replace(plan, **change), res / "corrections" / name
+        ies = {c: effects(p, d / "ie" / "_".join(c), c) for c in comps}
+        lat = _cached_csv(d / "ablation_latents.csv", lambda: ablations(ies), False)
+        a3, b3 = base[trip]["subjectverb"].ie, ies[trip]["subjectverb"].ie
+        live = (a3 != 0).any(0) & (b3 != 0).any(0)
+        (r0, d0), (r1, d1) = _table7(base_lat), _table7(lat)
+        rows.append(dict(family=fam.name, correction=name, change=what,
+                         **{f"jaccard_top{k} {label(c)}": _jaccard(top_k_union(base[c]["subjectverb"].ie, k)[1],
+                                                                   top_k_union(ies[c]["subjectverb"].ie, k)[1]) for c in comps},
+                         relie_spearman=float(spearmanr(rel_ie(a3)[live].flatten(), rel_ie(b3)[live].flatten()).statistic),
+                         relie_latents=int(live.sum()), groups_paper=_groups(a3, k), groups_corrected=_groups(b3, k),
+                         table7_relie_paper=r0, table7_relie_corrected=r1, table7_reldec_paper=d0, table7_reldec_corrected=d1))
+    return pd.DataFrame(rows)
+
+def corrections_markdown(df: pd.DataFrame) -> str:
+    "The corrections table for REPORT.md: one row per family and correction, the Jaccard indices averaged."
+    jac = [c for c in df.columns if c.startswith("jaccard_")]
+    head = ["Family", "Correction", "Jaccard of top-10 unions (mean; per comparison)", "Spearman of triplet RelIE (latents)",
+            "3-way groups: paper → corrected", "Table 7 ρ RelIE: paper → corrected", "Table 7 ρ RelDec: paper → corrected"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in df.itertuples(index=False):
+        vals = [v for c, v in zip(df.columns, r) if c in jac]
+        lines.append(f"| {r.family} | {r.change} | {np.nanmean(vals):.2f} ({', '.join(f'{v:.2f}' for v in vals)}) | "
+                     f"{r.relie_spearman:.3f} ({r.relie_latents}) | {r.groups_paper} → {r.groups_corrected} | "
+                     f"{r.table7_relie_paper:.3f} → {r.table7_relie_corrected:.3f} | "
+                     f"{r.table7_reldec_paper:.3f} → {r.table7_reldec_corrected:.3f} |")
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/13_reproduce.ipynb #0ece164b
 def _multilingual_effects(models, cc, tok, tasks: dict, plan: RelIEPlan, cache: Path, threshold: float | None = None,
                           progress: bool = False) -> dict[str, IndirectEffects]:
     "IE of every latent on each task, cached per task."
     th = plan.threshold if threshold is None else threshold
-    return {t: _cached_effects(cache / t, lambda ts=ts: indirect_effects(models, cc, tok, ts, steps=plan.steps, threshold=th,
-                                                                        aggregation=plan.aggregation, batch_size=plan.batch_size,
-                                                                        progress=progress))
+    return {t: _cached_effects(cache / t, lambda ts=ts: indirect_effects(models, cc, tok, ts,
+                                                                        **plan.ie_kwargs(threshold=th, progress=progress)))
             for t, ts in tasks.items()}
 
 def _by_phenomenon(ies: dict[str, IndirectEffects]) -> dict[str, dict[str, IndirectEffects]]:
@@ -891,6 +1005,11 @@ def write_report(preset: Preset, out_dir: Path) -> Path:
                          f"{int((tab.rho_relie > tab.rho_reldec).sum())} of {int(tab[['rho_relie', 'rho_reldec']].notna().all(axis=1).sum())} cells")
             secs.append(_section(f"{fam}: ablation validation (Table 7)", _files(out_dir, f"ablation_table_{fam}.md"),
                                  _PAPER_SAYS["ablation"], found))
+    corr = _read(out_dir, "corrections.csv")
+    if corr is not None:
+        secs.append(f"## What the corrections change\n\nThe figures above use the reference's form of the indirect effects "
+                    "(its aggregation in batches of 4, the raw prefix without BOS). Each row computes them again with one "
+                    "correction, on the same L1 crosscoders (`corrections.csv`):\n\n" + corrections_markdown(corr))
     kinds = _read(out_dir, "kind_shares_top10.csv")
     if kinds is not None:
         found = []
@@ -979,7 +1098,7 @@ class PaperPreset:
     train: TrainConfig = TrainConfig()           # §3.3
     kinds: tuple[str, ...] = ("l1", "batchtopk") # §4.3
     seeds: tuple[int, ...] = (124, 153, 6582)    # §3.3
-    relie: RelIEPlan = RelIEPlan(batch_size=4)   # §5.1: 10 IG steps, threshold 0.1, batch 4
+    relie: RelIEPlan = RelIEPlan()   # §5.1: 10 IG steps, threshold 0.1, the reference's aggregation in batches of 4
     val_batches: int = 30                        # §4.1: sparsity statistics on 30 held-out batches
     ce_seqs: int = 240                           # §4.2: ΔCE on 30 batches x 8 sequences
     batchtopk: tuple[tuple[str, object], ...] = ()  # overrides of the BatchTopK config (§3.6 defaults: K=200, ...)
@@ -1091,6 +1210,7 @@ class PaperData:
     blimp: str | None = None        # a directory of BLiMP `<paradigm>.jsonl` files; None: the hub (`blimp/<paradigm>`)
     multiblimp: str | None = None   # a directory of `<lang>/data.tsv` (MultiBLiMP's layout); None: the hub
     text: str | None = None         # JSON-lines file(s) (a glob), one document per line in a `text` field; None: the hub text
+    val_text: str | None = None     # the same for the validation split; None: dealt from `text` by document hash
 
     def check(self) -> None:
         "Every local part exists (checked before anything is downloaded)."
@@ -1102,12 +1222,12 @@ class PaperData:
             raise FileNotFoundError(f"no text file matches {self.text}; pass JSON-lines file(s) with a 'text' field per document")
 
 @contextlib.contextmanager
-def _local_text(arch: str, files: str | None):
+def _local_text(arch: str, files: str | None, val_files: str | None = None):
     "Within the block, the harvest of `arch` reads `files` instead of its hub dataset (HUB_TEXT)."
     from crosscoding_time.activations import HUB_TEXT, TextSource
     if files is None: yield; return
     old = HUB_TEXT.get(arch)
-    HUB_TEXT[arch] = TextSource("json", data_files=str(files))
+    HUB_TEXT[arch] = TextSource("json", data_files=str(files), val_files=str(val_files) if val_files else None)
     try: yield
     finally:
         if old is None: HUB_TEXT.pop(arch, None)
@@ -1174,13 +1294,13 @@ def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layer
 
 def _main_effects(ies: dict[str, IndirectEffects], multi: bool) -> IndirectEffects:
     "The effects a figure of the whole task family reads: 'subjectverb' (BLiMP), or every MultiBLiMP task pooled."
-    return combine_effects(list(ies.values()), "multiblimp") if multi else ies["subjectverb"]
+    return combine_effects(list(ies.values()), "multiblimp", strict=False) if multi else ies["subjectverb"]
 
 def _ablation_latents(models, cc, tok, tasks: dict, ies: dict[str, IndirectEffects], plan: RelIEPlan, label: str) -> pd.DataFrame:
     "`ablation_frame` of a 2-way crosscoder on each subtask (an empty frame, said so, where no latent has an effect)."
     frames = []
     for t, ts in tasks.items():
-        try: fr = ablation_frame(models, cc, tok, ts, ie=ies[t], k=plan.k[0], batch_size=plan.batch_size)
+        try: fr = ablation_frame(models, cc, tok, ts, ie=ies[t], k=plan.k[0])   # on the IE's tokens
         except ValueError as e:
             print(f"ablation {label} {t}: {e}"); fr = pd.DataFrame(columns=["latent", "ratio", "relie", "reldec"])
         frames.append(fr.assign(comparison=label, task=t))
@@ -1226,7 +1346,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
     run = Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
     out_dir, t0, pngs = Path(out) / p.name, time.time(), []
     print(format_plan(p)); sys.stdout.flush()
-    with _local_text(fam.arch, data.text):
+    with _local_text(fam.arch, data.text, data.val_text):
         tok = load_tokenizer(fam)
         tasks = paper_tasks(p, tok, data)
         empty = [t for t, ts in tasks.items() if len(ts) == 0]
@@ -1253,7 +1373,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
             models = [load_model(fam, r, device=device) for r in comp]
             hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
             src = ActivationStream(hcfg, models=models)
-            val = ActivationStream(replace(hcfg, seed=7, n_tokens=p.val_batches * p.train.batch_size), models=models,
+            val = ActivationStream(replace(hcfg, seed=7, split="validation", n_tokens=p.val_batches * p.train.batch_size), models=models,
                                    scales=src.scales)
             ce_tokens = sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
             for kind in p.kinds:
@@ -1270,9 +1390,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                     rows.append(json.loads(f.read_text()))
             cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final")
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
-                models, cc, tok, ts, steps=p.relie.steps, threshold=p.relie.threshold, aggregation=p.relie.aggregation,
-                batch_size=p.relie.batch_size, progress=progress)) for t, ts in ie_tasks.items()}
-            if not multi: ies[comp]["subjectverb"] = combine_effects([ies[comp][t] for t in tasks], "subjectverb")
+                models, cc, tok, ts, **p.relie.ie_kwargs(progress=progress))) for t, ts in ie_tasks.items()}
+            if not multi: ies[comp]["subjectverb"] = _whole([ies[comp][t] for t in tasks], "subjectverb", run / "ie" / cname / "subjectverb",
+                                                            lambda: indirect_effects(models, cc, tok, [q for t in tasks for q in ie_tasks[t]],
+                                                                                     **p.relie.ie_kwargs(progress=progress)))
             label = " vs ".join(fam.revision(r).label for r in comp)
             if len(comp) == 2:                     # Table 7: ablate the top-k union of each subtask in both checkpoints
                 ablations.append(_cached_csv(run / "ablation" / f"{cname}.csv", lambda: _ablation_latents(

@@ -541,7 +541,7 @@ def next_token_margin(model, # a Hugging Face causal LM or a `TransformerBridge`
                       tokenizer, # the model's tokenizer
                       pairs: Iterable[MinimalPair], # a `TaskSet` or list of pairs
                       batch_size: int = 32, # prefixes per forward pass
-                      prepend_bos: bool = True, # put BOS before each prefix
+                      prepend_bos: bool = False, # the reference's raw prefix; True puts BOS first (a correction)
                      ) -> Float[Tensor, "n_pairs"]:
     "logit(clean_answer) - logit(patch_answer) at the last prefix token, first answer tokens (PAPER.md §2.1)."
     pairs = list(pairs)
@@ -560,9 +560,10 @@ def accuracy_next_token(model, # a Hugging Face causal LM or a `TransformerBridg
                         tokenizer, # the model's tokenizer
                         taskset, # a `TaskSet` or list of pairs
                         batch_size: int = 32, # prefixes per forward pass
+                        prepend_bos: bool = False, # the reference's raw prefix; True puts BOS first
                        ) -> float:
     "Fraction of pairs whose next-token margin is positive (PAPER.md §2.1, MultiBLiMP)."
-    return _accuracy(next_token_margin(model, tokenizer, taskset, batch_size), taskset)
+    return _accuracy(next_token_margin(model, tokenizer, taskset, batch_size, prepend_bos), taskset)
 
 # %% ../nbs/01_tasks.ipynb #c086
 SCORERS = {'sentence_ll': sentence_ll_margin, 'next_token': next_token_margin}  # method name -> per-pair margin

@@ -33,7 +33,8 @@ class TrainConfig:
     save_every: int = 5000           # §3.3 the reference saves every 5000 steps
     log_every: int = 100             # §3.3 validation/logging cadence
     seed: int = 124                  # §3.3 first of the seeds 124, 153, 6582 (data order)
-    bf16: bool = True                # §3.3 autocast to bf16 on GPU (ignored on CPU)
+    bf16: bool = False               # autocast the crosscoder to bf16 on GPU: faster, not the paper's; the reference
+                                     # trains it in fp32 (§3.1; §3.3's bf16 is the LM forward, `activations`)
     bf16_cpu: bool = field(default=False, metadata={"fingerprint": "when-set"})  # autocast on CPU too: ~4x faster
                                      # steps where the CPU multiplies bf16 natively (AVX512-BF16, AMX); off: fp32 (§3.1)
     sparse_below: float = field(default=SPARSE_BELOW, metadata={"fingerprint": "when-set"})  # on the CPU: the
