@@ -106,15 +106,20 @@ class CrossCoderConfig:
 def check_acts(
     x: Tensor,  # activations that should be [batch, n_ckpt, d_model]
     cfg: CrossCoderConfig,  # the crosscoder's config
-    finite: bool = True,  # also reject NaN/inf (a device sync: keep it out of training loops)
+    finite: bool = True,  # also reject NaN/inf (one reduction, a device sync: keep it out of training steps)
 ) -> Tensor:
-    "`x` if it is [batch, n_ckpt, d_model] for `cfg` (and finite); else a ValueError that shows both shapes."
+    "`x` if it is [batch, n_ckpt, d_model] for `cfg` (and finite); else a ValueError that says what is wrong and where."
     want = (cfg.n_ckpt, cfg.d_model)
     if x.ndim != 3 or tuple(x.shape[1:]) != want:
         raise ValueError(f"activations have shape {list(x.shape)}, but this crosscoder takes [batch, n_ckpt={want[0]}, "
                          f"d_model={want[1]}]: check the hook, the checkpoint list and the stacking order")
-    if finite and not torch.isfinite(x).all():
-        raise ValueError(f"activations contain NaN or inf ({int((~torch.isfinite(x)).sum())} of {x.numel()} values)")
+    if finite and not torch.isfinite(x).all():   # NaN in, NaN out of every latent: the IE and the cards would be NaN
+        bad = [(c, int(x[:, c].isnan().sum()), int(x[:, c].isinf().sum())) for c in range(want[0])]
+        where = "; ".join(f"checkpoint {c}" + (f" ({cfg.checkpoints[c]})" if cfg.checkpoints else "") + f": {n} NaN, {i} inf"
+                          for c, n, i in bad if n or i)
+        raise ValueError(f"activations contain NaN or inf ({where}; of {x[:, 0].numel()} values each): check that "
+                         "checkpoint's model (an overflow in half precision? a damaged download?) and the activations "
+                         "passed in")
     return x
 
 # %% ../nbs/05_crosscoder.ipynb #c011
@@ -139,15 +144,19 @@ class CrossCoder(nn.Module):
         self.fold_scales: tuple[float, ...] | None = None  # the s_c folded into the weights (§3.4), None while unfolded
         self.to(device)
 
-    def _enc_operands(self, x: Float[Tensor, "batch n_ckpt d_model"]) -> tuple[Tensor, Tensor]:
+    def _enc_operands(self, x: Float[Tensor, "batch n_ckpt d_model"],
+                      finite: bool = True,  # refuse NaN/inf (`check_acts`); the training losses skip it (see `losses`)
+                      ) -> tuple[Tensor, Tensor]:
         "The encoder's two matrices: `x` (checked) as [batch, n_ckpt·d_model], W_enc as [n_ckpt·d_model, d_dict]."
-        check_acts(x, self.cfg, finite=False)
+        check_acts(x, self.cfg, finite=finite)
         B, nd = x.shape[0], self.cfg.n_ckpt * self.cfg.d_model
         return x.to(self.W_enc.dtype).reshape(B, nd), self.W_enc.reshape(nd, -1)
 
-    def pre_acts(self, x: Float[Tensor, "batch n_ckpt d_model"]) -> Float[Tensor, "batch d_dict"]:
+    def pre_acts(self, x: Float[Tensor, "batch n_ckpt d_model"],
+                 finite: bool = True,  # refuse NaN/inf activations with a ValueError naming the checkpoint
+                 ) -> Float[Tensor, "batch d_dict"]:
         "Σ_c x_c W_enc[c] + b_enc, as one matrix product."
-        return torch.addmm(self.b_enc, *self._enc_operands(x))
+        return torch.addmm(self.b_enc, *self._enc_operands(x, finite))
 
     def encode(self, x: Float[Tensor, "batch n_ckpt d_model"],
                step: int | None = None,  # BatchTopK training step (sets k); None: the final k
@@ -351,13 +360,15 @@ def losses(self: CrossCoder,
     x = x.to(self.W_enc.dtype)  # e.g. bf16 activations from a buffer (§3.3): the crosscoder is fp32
     if self.cfg.kind == 'batchtopk': return self._batchtopk_losses(x, step, sparse_below)
     B, (n, d) = x.shape[0], (self.cfg.n_ckpt, self.cfg.d_model)
+    # no finiteness check here: it would sync a GPU every step, and the training rows were checked when harvested
+    # (`harvest`); a NaN row shows as a NaN loss in the log
     if _sparse_eligible(x, self.W_enc, sparse_below):
-        f, x_hat = _SparseL1Step.apply(*self._enc_operands(x), self.b_enc, self.W_dec.reshape(-1, n * d),
+        f, x_hat = _SparseL1Step.apply(*self._enc_operands(x, finite=False), self.b_enc, self.W_dec.reshape(-1, n * d),
                                        self.b_dec.reshape(n * d), sparse_below)
         x_hat = x_hat.view(B, n, d)
         l1 = f.sum(0) @ self.latent_weights() / B  # the same L1; its gradient reaches f as a broadcast, not a
     else:                                          # [batch, d_dict] tensor
-        f = self.encode(x)
+        f = self.pre_acts(x, finite=False).relu_()             # = encode(x) for an L1 crosscoder
         x_hat = self.decode(f)
         l1 = (f @ self.latent_weights()).mean()                  # Σ_i f_i Σ_c ‖W_dec[i, c]‖, mean over the batch
     l2 = F.mse_loss(x_hat.float(), x, reduction='sum') / B  # Σ over checkpoints and dims, mean over the batch (in fp32
@@ -478,8 +489,8 @@ def _batchtopk_losses(self: CrossCoder, x: Float[Tensor, "batch n_ckpt d_model"]
     weights = self.ranking_weights()
     sparse_below = sparse_below if _sparse_eligible(x, self.W_enc, sparse_below) else 0.0
     if sparse_below:   # the encoder's backward and the decoder on the kept entries (_SparseGradLinear, _SparseDecode)
-        f_post = _SparseGradLinear.apply(*self._enc_operands(x), self.b_enc, sparse_below).relu_()
-    else: f_post = self.pre_acts(x).relu_()
+        f_post = _SparseGradLinear.apply(*self._enc_operands(x, finite=False), self.b_enc, sparse_below).relu_()
+    else: f_post = self.pre_acts(x, finite=False).relu_()   # unchecked, as in `losses`
     f_scaled = f_post.detach() * weights.detach()                   # only ranks: no gradient through it
     f = self.batch_topk(f_post, f_scaled, step)
     x_hat = _sparse_mm(f, self.W_dec.reshape(-1, n * d), self.b_dec.reshape(n * d), sparse_below).view(B, n, d)

@@ -50,10 +50,11 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
 __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'CORRECTIONS', 'PAPER_PRESETS', 'CrosscoderPlan',
            'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost',
            'pretrain_root', 'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons',
-           'crosscoder_stats', 'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures',
-           'corrections_stage', 'corrections_markdown', 'multilingual_stage', 'factorial_stage', 'write_report',
-           'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
-           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'usable_home', 'main']
+           'crosscoder_stats', 'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_lock',
+           'run_figures', 'corrections_stage', 'corrections_markdown', 'multilingual_stage', 'factorial_stage',
+           'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData',
+           'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report',
+           'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -622,15 +623,39 @@ def invalidate(preset: Preset, home: Path, run_root: Path, forced: set) -> None:
         except FileNotFoundError: continue
         shutil.rmtree(aside, ignore_errors=True)
 
+import contextlib
+
+@contextlib.contextmanager
+def run_lock(path: Path, what: str = "this run"):
+    """Hold the lock file `path` for the duration: a second run of the same preset on the same home waits for the
+    first (and says so once) rather than delete or overwrite what the first is computing; it then finds the first's
+    results cached. The lock is the kernel's (`flock`), so a run that dies, even by SIGKILL, leaves no stale lock."""
+    try: import fcntl
+    except ImportError: yield; return                # not POSIX: runs side by side are not serialised
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try: fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0); holder = fh.read().strip() or "another process"
+            print(f"{what}: another run ({holder}) is using {path.parent}: waiting for it to finish", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0); fh.truncate(); fh.write(f"pid {os.getpid()}"); fh.flush()
+        try: yield
+        finally: fcntl.flock(fh, fcntl.LOCK_UN)
+
 def run_figures(preset: Preset, out: Path = Path("figures"), root: Path | None = None, force: str | None = None,
                 progress: bool = True,
                 jobs: int | None = None,  # pretraining processes (`pretrain_all`); None: one per core, 1: in this process
                 ) -> list[Path]:
-    "Regenerate every figure of `preset` into `out/<preset>/`; returns the PNG paths."
+    "Regenerate every figure of `preset` into `out/<preset>/`; returns the PNG paths. One run per preset and home at a time."
     if force is not None and force not in STAGES:
         raise ValueError(f"unknown stage {force!r} for --force; stages: {', '.join(STAGES)}")
-    forced = set(STAGES[STAGES.index(force):]) if force else set()
     home = Path(root or ctt_home())
+    with run_lock(home / "runs" / fingerprint(preset) / "lock", f"ctt figures --preset {preset.name}"):
+        return _run_figures(preset, out, home, force, progress, jobs)
+
+def _run_figures(preset: Preset, out: Path, home: Path, force: str | None, progress: bool, jobs: int | None) -> list[Path]:
+    forced = set(STAGES[STAGES.index(force):]) if force else set()
     run_root = home / "runs" / fingerprint(preset)   # results of this preset; models are keyed by their own config
     out_dir = Path(out) / preset.name
     print(preset.describe()); print(estimate_cost(preset)); sys.stdout.flush()
