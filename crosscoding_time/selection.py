@@ -5,6 +5,7 @@
 # %% ../nbs/03_selection.ipynb #c004
 from __future__ import annotations
 import os, tempfile
+from importlib.resources import files
 from pathlib import Path
 from typing import Sequence
 
@@ -15,11 +16,12 @@ from tqdm.auto import tqdm
 
 from .world import atomic_write
 from .tasks import TaskSet, accuracy_sentence_ll, accuracy_next_token
-from .checkpoints import Family, load_model, default_hook
+from .checkpoints import Family, load_model, default_hook, get_family
 
 # %% auto #0
-__all__ = ['accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'tokens_short', 'plot_accuracy',
-           'similarity_matrix', 'plot_similarity', 'save_figure', 'select_checkpoints']
+__all__ = ['PAPER_CURVES', 'accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'tokens_short',
+           'plot_accuracy', 'similarity_matrix', 'plot_similarity', 'save_figure', 'select_checkpoints',
+           'select_checkpoints_both', 'paper_curves']
 
 # %% ../nbs/03_selection.ipynb #c006
 def accuracy_curves(family: Family, tasksets: dict[str, TaskSet], revisions: Sequence[str] | None = None,
@@ -143,8 +145,12 @@ def save_figure(fig, df: pd.DataFrame, out_dir: Path, name: str) -> Path:
 # %% ../nbs/03_selection.ipynb #c019
 def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chance: float = 0.6,
                        learned: float = 0.9, fallback: bool = False, plateau: float = 0.05,
-                       settled: float = 0.9) -> pd.DataFrame:
-    "Four checkpoints by the paper's rule (before, jump, learned, end), with the reason for each."
+                       settled: float = 0.9, rule: str = "accuracy") -> pd.DataFrame:
+    "Four checkpoints (before, jump, learned, end) with the reason for each: by accuracy alone, or `rule='both'`, the paper's."
+    if rule == "both":
+        if sim is None: raise ValueError("rule='both' reads the similarity map too: pass `sim` (activation_similarity's frame)")
+        return select_checkpoints_both(acc, sim, settled=settled, plateau=plateau, fallback=fallback)
+    if rule != "accuracy": raise ValueError(f"unknown selection rule {rule!r}; use 'accuracy' or 'both'")
     mean = acc.groupby(["revision", "tokens"], as_index=False)["accuracy"].mean().sort_values("tokens")
     worst = acc.groupby("revision")["accuracy"].min()
     revs, accs = mean["revision"].tolist(), mean["accuracy"].to_numpy()
@@ -188,3 +194,83 @@ def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chanc
                              tokens=mean["tokens"].to_numpy()[idx], mean_accuracy=accs[idx],
                              cosine_to_previous=[float("nan")] + [cos(revs[a], revs[b]) for a, b in zip(idx, idx[1:])],
                              reason=reasons))
+
+# %% ../nbs/03_selection.ipynb #c023
+def _task_matrix(acc: pd.DataFrame) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    "Checkpoints in order of tokens seen, their tokens, the tasks, and the accuracies as an [n_ckpt, n_task] array."
+    wide = acc.pivot_table(index=["tokens", "revision"], columns="task", values="accuracy").sort_index()
+    if wide.isna().any().any():
+        raise ValueError(f"every checkpoint needs an accuracy on every task; missing: "
+                         f"{wide.isna().stack().loc[lambda s: s].index.tolist()[:5]}")
+    return (wide.index.get_level_values("revision").tolist(), wide.index.get_level_values("tokens").to_numpy(),
+            wide.columns.tolist(), wide.to_numpy())
+
+def select_checkpoints_both(acc: pd.DataFrame, sim: pd.DataFrame,
+                            near: float = 0.1,     # `jump`: within this fraction of the largest gap to the final behaviour
+                            done: float = 0.9,     # `learned`: this fraction of the way from `jump` to the final behaviour
+                            still: float = 0.08,   # `before`: mean |accuracy change| per task since the first checkpoint
+                            settled: float = 0.9,  # activation cosine at or above which two checkpoints count as one structure
+                            plateau: float = 0.05, # mean-accuracy change after `learned` still called a plateau (reason only)
+                            tail: float = 0.25,    # the final behaviour: per-task median over this last share of checkpoints
+                            fallback: bool = False # evenly spread picks where the signals do not separate four
+                           ) -> pd.DataFrame:
+    "Four checkpoints by the paper's rule, behavioural and structural jumps (before, jump, learned, end), with reasons."
+    revs, tokens, tasks, a = _task_matrix(acc)
+    n = len(revs)
+    cos = similarity_matrix(sim).loc[revs, revs].to_numpy()
+    final = np.median(a[-max(3, int(round(n * tail))):], axis=0)
+    gap = np.abs(a - final).mean(1)               # per checkpoint: mean over tasks of |accuracy - final accuracy|
+    moved = np.abs(a - a[0]).mean(1)              # per checkpoint: mean over tasks of |accuracy - first accuracy|
+    jump = max(i for i in range(n) if gap[i] >= (1 - near) * gap.max())
+    learned = next((i for i in range(jump + 1, n) if gap[i] <= (1 - done) * gap[jump]), n - 1)
+    unmoved = [i for i in range(jump) if moved[i] <= still and cos[i, jump] < settled]
+    before, end = (unmoved[-1] if unmoved else None), n - 1
+    idx = [before, jump, learned, end]
+    if None in idx or len(set(idx)) < 4:
+        if fallback and n >= 4:
+            idx = sorted({int(round(q)) for q in np.linspace(1, end, 4)})
+            if len(idx) == 4:
+                return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx],
+                                         tokens=tokens[idx], mean_accuracy=a[idx].mean(1),
+                                         cosine_to_previous=[float("nan")] + [cos[i, j] for i, j in zip(idx, idx[1:])],
+                                         reason=["fallback: the curves do not separate four checkpoints; evenly spread"] * 4))
+        raise ValueError(f"the curves do not separate four checkpoints (before={revs[before] if before is not None else None}, "
+                         f"jump={revs[jump]}, learned={revs[learned]}, end={revs[end]}); train longer or save denser checkpoints")
+    m = a.mean(1)
+    low = [f"{t} {v:.2f}" for t, v in zip(tasks, a[jump]) if v < 0.4]
+    d_end, c_end = m[end] - m[learned], cos[learned, end]
+    reasons = [f"behaviour not yet moved (mean |change| per task {moved[before]:.2f} <= {still} since '{revs[0]}'), "
+               f"structurally apart from the jump (activation cosine to '{revs[jump]}' {cos[before, jump]:.2f} < {settled})",
+               f"start of the behavioural jump: the last checkpoint this far from the final accuracies (mean |gap| "
+               f"{gap[jump]:.2f}, largest {gap.max():.2f}); mean accuracy {m[jump]:.2f}"
+               + (f"; below 0.4 (a dip under chance): {', '.join(low)}" if low else ""),
+               f"end of the behavioural jump: {done:.0%} of the way from '{revs[jump]}' to the final accuracies "
+               f"(mean |gap| {gap[learned]:.2f}) for the first time; mean accuracy {m[learned]:.2f}",
+               f"last checkpoint; mean accuracy {d_end:+.2f} since '{revs[learned]}' "
+               f"({'a plateau' if abs(d_end) < plateau else 'still changing'}), activation cosine to it {c_end:.2f}; "
+               + ("representations kept moving (a structural jump after the behavioural one)" if c_end < settled
+                  else "representations settled (no structural jump after the behavioural one)")]
+    return pd.DataFrame(dict(role=["before", "jump", "learned", "end"], revision=[revs[i] for i in idx], tokens=tokens[idx],
+                             mean_accuracy=m[idx], cosine_to_previous=[float("nan")] + [cos[i, j] for i, j in zip(idx, idx[1:])],
+                             reason=reasons))
+
+# %% ../nbs/03_selection.ipynb #c030
+PAPER_CURVES = ("pythia-1b", "olmo-1b-0724")  # families whose selection plots are digitised in `crosscoding_time/data`
+
+def paper_curves(family: str,  # 'pythia-1b' or 'olmo-1b-0724'
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The paper's selection curves of `family`, digitised (approximate): tidy accuracy (with each value's `source`), similarity."
+    if family not in PAPER_CURVES:
+        raise ValueError(f"no digitised selection curves for {family!r}; there are: {', '.join(PAPER_CURVES)}")
+    data, fam = files("crosscoding_time") / "data", get_family(family)
+    with (data / "paper_selection_accuracy.csv").open() as f: acc = pd.read_csv(f)
+    acc = acc[acc.family == family].reset_index(drop=True)
+    acc.insert(2, "tokens", [fam.revision(r).tokens for r in acc.revision])
+    with (data / f"paper_similarity_{family}.csv").open() as f: wide = pd.read_csv(f, index_col=0)
+    m = wide.to_numpy()
+    m = np.where(np.isnan(m), m.T, m)                 # stored as the figure shows it: the lower triangle
+    tok = {r: fam.revision(r).tokens for r in wide.index}
+    sim = pd.DataFrame([dict(family=family, hook=default_hook(fam.n_layers), revision_a=a, tokens_a=tok[a], revision_b=b,
+                             tokens_b=tok[b], cosine=float(m[i, j]))
+                        for i, a in enumerate(wide.index) for j, b in enumerate(wide.index)])
+    return acc, sim
