@@ -488,6 +488,13 @@ def ie_extremes(ie: Float[Tensor, "n_ckpt d_dict"], k: int = 5) -> dict[str, lis
         out[f"bottom@{where}"] = [int(i) for i in order.flip(0)[:k] if row[i] < 0]
     return out
 
+def _spread(ys: Sequence[float], gap: float) -> list[float]:
+    "Label heights near `ys`, in their order and at least `gap` apart (the block re-centred on the points)."
+    order, out, prev = sorted(range(len(ys)), key=lambda i: ys[i]), list(ys), -math.inf
+    for i in order: prev = out[i] = max(ys[i], prev + gap)
+    shift = (sum(out) - sum(ys)) / max(len(ys), 1)
+    return [o - shift for o in out]
+
 def plot_ie_evolution(
     ie: Float[Tensor, "n_ckpt d_dict"],  # IE of every latent per checkpoint
     names: Sequence[str],  # checkpoint labels
@@ -501,11 +508,16 @@ def plot_ie_evolution(
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     x = range(len(names))
     for ax, where in zip(axes, ("first", "last")):
+        ends = []
         for g, colour in ((f"top@{where}", "tab:blue"), (f"bottom@{where}", "tab:red")):
             for j in groups[g]:
                 ax.plot(x, ie[:, j].tolist(), marker="o", color=colour, alpha=0.8)
-                ax.annotate(f"{j}" + (f" {labels[j]}" if labels and j in labels else ""), (x[-1], float(ie[-1, j])),
-                            fontsize=7, xytext=(3, 0), textcoords="offset points", va="center")
+                ends.append((j, float(ie[-1, j])))
+        lo, hi = ax.get_ylim()
+        for (j, y), yl in zip(ends, _spread([y for _, y in ends], 0.045 * (hi - lo))):   # labels never on top of each other
+            ax.annotate(f"{j}" + (f" {labels[j]}" if labels and j in labels else ""), (x[-1], y), xytext=(x[-1] + 0.1, yl),
+                        textcoords="data", fontsize=7, va="center", arrowprops=dict(arrowstyle="-", lw=0.4, color="grey"))
+        ax.set_xlim(-0.2, x[-1] + 0.5)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set(xticks=list(x), xticklabels=list(names), xlabel="checkpoint",
                title=f"top {k} (blue) / bottom {k} (red) at the {where} checkpoint")
