@@ -160,6 +160,10 @@ class Preset:
     features: FeaturesPlan | None = FeaturesPlan()  # None: no annotation, cards or linguistic tables
     multilingual: MultilingualPlan | None = None    # micro-BLOOM and the share x richness experiment
     corrections: bool = False              # measure what each correction of the reference's IE changes (`corrections_stage`)
+    # which checkpoints: `selection.select_checkpoints`'s accuracy rule, or 'both', the paper's rule (accuracy and
+    # similarity), which picks the paper's checkpoints on its published curves (`03_selection`) but, on the micro
+    # families, the first checkpoints that move (step16-64, still at chance): the micro gallery keeps the accuracy rule
+    selection: str = field(default="accuracy", metadata={"fingerprint": "when-set"})
 
     def describe(self) -> str:
         "A readable summary: families, shapes, tokens."
@@ -575,9 +579,10 @@ def _reselected(res: Path, revs: list[str]) -> None:
         shutil.rmtree(Path(res) / "relie", ignore_errors=True)
     atomic_write_text(f, json.dumps(revs))
 
-def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot_acc, acc_frame: pd.DataFrame):
-    "The paper's checkpoint rule on a family's curves: print and save the choice, and mark it on both figures."
-    chosen = select_checkpoints(acc, sim, fallback=True)
+def _select(name: str, acc: pd.DataFrame, sim: pd.DataFrame, out_dir: Path, plot_acc, acc_frame: pd.DataFrame,
+            rule: str = "accuracy"):
+    "The checkpoint rule on a family's curves (`Preset.selection`): print and save the choice, and mark it on both figures."
+    chosen = select_checkpoints(acc, sim, fallback=True, rule=rule)
     revs = chosen.revision.tolist()
     print(f"{name}: checkpoints chosen for crosscoding\n" + chosen[["role", "revision", "reason"]].to_string(index=False))
     atomic_write_text(out_dir / f"selection_{name}.csv", chosen.to_csv(index=False))
@@ -680,7 +685,7 @@ def _run_figures(preset: Preset, out: Path, home: Path, force: str | None, progr
         sentences = [p.clean_prefix + p.clean_answer for t in SV_TASKS for p in tasksets[t]]
         sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
             fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
-        chosen, figs = _select(fam.name, acc, sim, out_dir, plot_accuracy, acc)
+        chosen, figs = _select(fam.name, acc, sim, out_dir, plot_accuracy, acc, preset.selection)
         _reselected(res, chosen.revision.tolist())
         pngs += figs
         if preset.crosscoders is not None:
@@ -831,7 +836,7 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     sentences = [p.clean_prefix + p.clean_answer for ts in tasks.values() for p in ts]
     sim = _cached_csv(res / "similarity.csv", lambda: activation_similarity(
         fam, sentences, batch_size=preset.sim_batch_size, root=root, progress=progress), "similarity" in forced)
-    chosen, figs = _select(name, acc, sim, out_dir, plot_accuracy_multilingual, with_lang_columns(acc))
+    chosen, figs = _select(name, acc, sim, out_dir, plot_accuracy_multilingual, with_lang_columns(acc), preset.selection)
     revs, pngs = chosen.revision.tolist(), pngs + figs
     _reselected(res, revs)
     cc_dir = run_root / "crosscoders" / fam.name
