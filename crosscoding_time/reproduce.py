@@ -19,7 +19,7 @@ from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micr
                                           load_tokenizer, ctt_home, fingerprint, damaged_revisions)
 from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
-from .training import TrainConfig, train_crosscoder
+from .training import TrainConfig, train_crosscoder, local_device
 from .evaluation import sparsity_stats, splice_ce
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity, similarity_matrix,
                                         save_figure, select_checkpoints, tokens_short)
@@ -50,9 +50,9 @@ __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_PRESETS', 'Crosscod
            'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost', 'pretrain_root',
            'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons', 'crosscoder_stats',
            'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures', 'multilingual_stage',
-           'factorial_stage', 'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan',
-           'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs',
-           'write_paper_report', 'usable_home', 'main']
+           'factorial_stage', 'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'harvest_passes',
+           'crosscoder_flops', 'train_memory', 'plan_cost', 'plan_json', 'format_plan', 'PaperData', 'paper_tasks',
+           'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -325,7 +325,8 @@ def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
 
 def _stats_row(fam, comp, kind: str, cc, src, val, models, ce_tokens, batch_size: int, label: str, **extra) -> dict:
     "One row of the statistics table (PAPER.md §4.3): sparsity on `val`'s batches, ΔCE of the splice on `ce_tokens`."
-    vb = [b * val.scales[None, :, None] for b in val.batches(batch_size, 0)]
+    dev = cc.W_enc.device                     # tensors meet on the consumer's device: the crosscoder's
+    vb = [b.to(dev) * val.scales.to(dev)[None, :, None] for b in val.batches(batch_size, 0)]
     sp = sparsity_stats(cc, vb)
     ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
     row = dict(family=fam.name, comparison=label, revisions=" ".join(comp), kind=kind, **extra, d_dict=cc.cfg.d_dict,
@@ -954,10 +955,11 @@ def _multilingual_report(preset: Preset, out_dir: Path) -> list[str]:
 # %% ../nbs/13_reproduce.ipynb #b2244557
 @dataclass(frozen=True)
 class Accelerator:
-    "The hardware a plan is priced on: PAPER.md §10's one A100 80GB."
+    "The hardware a plan is priced on: the paper's one A100 80GB (arXiv 2509.05291, appendix; the reference's README)."
     name: str = "A100 80GB"
-    bf16_flops: float = 312e12          # dense bf16 peak (the LM forwards run under bf16 autocast, §3.3)
-    tf32_flops: float = 156e12          # TF32 peak (the fp32 crosscoder's matmuls, §3.1)
+    bf16_flops: float = 312e12          # dense bf16 peak: matmuls under bf16 autocast (the crosscoder with TrainConfig.bf16)
+    tf32_flops: float = 156e12          # TF32 peak: fp32 matmuls only where TF32 is allowed (PyTorch's default: not)
+    fp32_flops: float = 19.5e12         # plain fp32 peak: what fp32 matmuls get under PyTorch's defaults (the LM forwards)
     utilisation: float = 0.4            # assumed fraction of peak reached (an assumption, printed with the plan)
     memory: float = 80e9
 
@@ -1026,44 +1028,94 @@ def _n_params(p: PaperPreset) -> int:
     with torch.device("meta"): model = AutoModelForCausalLM.from_config(cfg)
     return sum(t.numel() for t in model.parameters())
 
+def _runs(p: PaperPreset) -> int: return len(p.kinds) * len(p.seeds)
+
+def harvest_passes(p: PaperPreset) -> int:
+    """LM passes over the text per comparison, as `run_paper` runs today: every run (kind x seed) reads its own pass of
+    the comparison's `ActivationStream`, which harvests afresh (one shared pass is issue 19's item 3, not built)."""
+    return _runs(p)
+
+def crosscoder_flops(n_ckpt: int, rows: int, d_model: int, d_dict: int) -> float:
+    "Training FLOPs of one crosscoder: 6 x rows x 2·n·d·F (encoder and decoder matmuls of 2·n·d·F each, forward and backward: x3)."
+    return 6 * rows * 2 * n_ckpt * d_model * d_dict
+
+def _bytes(dtype: str) -> int: return torch.finfo(getattr(torch, dtype)).bits // 8
+
+def train_memory(p: PaperPreset, n_ckpt: int, n_params: int) -> float:
+    """Peak GPU bytes while a crosscoder of `n_ckpt` checkpoints trains on its stream: the LMs' fp32 weights, the
+    crosscoder's weights, gradients and two Adam moments (fp32), a step's [batch, d_dict] tensors (pre-activations,
+    latents, their gradients and bf16 copies: ~6), the stream's buffer up to three times (a refill concatenates the
+    unread rows with fresh ones and the shuffle gathers them into a third copy) and one LM forward's eager attention."""
+    fam, d, F_ = get_family(p.family), get_family(p.family).d_model, p.d_dict
+    cc_params = 2 * n_ckpt * d * F_ + F_ + n_ckpt * d
+    buffer = 3 * p.harvest.buffer_rows * n_ckpt * d * _bytes(p.harvest.dtype)
+    lm = p.harvest.batch_seqs * (2 * p.n_heads * p.harvest.seq_len ** 2 + 6 * p.harvest.seq_len * d) * 4
+    return n_ckpt * n_params * 4 + 4 * 4 * cc_params + 6 * 4 * p.train.batch_size * F_ + buffer + lm
+
 def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int = 12) -> pd.DataFrame:
-    "What running preset `p` costs, stage by stage: tokens, FLOPs, hours on `gpu`, bytes, peak GPU memory."
+    """What running preset `p` costs as `run_paper` runs it, stage by stage: tokens, FLOPs, hours on `gpu`, bytes to
+    download, bytes kept on disk, peak GPU memory. Every stage runs on the GPU (`run_paper`'s device); the LM forwards
+    run in fp32 (the weights as `load_model` loads them, no autocast); the crosscoders at the rate `p.train` asks for."""
     fam = get_family(p.family)
     P, d, L = _n_params(p), fam.d_model, fam.n_layers
-    upto = (int(p.hook.split(".")[1])) / L                   # the harvest runs each model only up to the hook
-    bf16, tf32 = gpu.bf16_flops * gpu.utilisation, gpu.tf32_flops * gpu.utilisation
+    upto = int(p.hook.split(".")[1]) / L                    # the harvest runs each model only up to the hook
+    lm = gpu.fp32_flops * gpu.utilisation
+    cc_rate = (gpu.bf16_flops if p.train.bf16 else gpu.fp32_flops) * gpu.utilisation
     grid = paper_grid(p)[0]
     revs = list(dict.fromkeys([*grid, *(r for c in p.comparisons for r in c)]))
+    T, runs, passes, h = p.harvest.n_tokens, _runs(p), harvest_passes(p), p.harvest
     rows = []
-    def add(stage, what, tokens, flops, peak, nbytes=0.0, memory=0.0):
-        rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / peak / 3600,
-                         bytes=nbytes, gpu_memory=memory))
-    add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (bf16)", 0, 0.0, bf16, len(revs) * P * 2, 0)
-    add("download", f"text: {p.harvest.n_tokens/1e6:.0f}M tokens (~4 bytes of text each)", 0, 0.0, bf16, p.harvest.n_tokens * 4, 0)
+    def add(stage, what, tokens, flops, rate, nbytes=0.0, disk=0.0, memory=0.0):
+        rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / rate / 3600,
+                         bytes=nbytes, disk=disk, gpu_memory=memory))
+    add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (16-bit), kept in the HF cache", 0, 0.0, lm,
+        len(revs) * P * 2, len(revs) * P * 2)
+    streams = len(p.comparisons) * passes                  # the text is streamed again for every pass, not kept
+    add("download", f"text: {T/1e6:.0f}M tokens (~4 bytes each), streamed {streams}x (once per pass)", 0, 0.0, lm,
+        streams * T * 4)
     n_acc = len(grid) * p.task_pairs * 2 * seq_tokens
-    add("accuracy", f"{len(grid)} revisions x {p.task_pairs} pairs, both sentences", n_acc, 2 * P * n_acc, bf16, 0, P * 2)
+    add("accuracy", f"{len(grid)} revisions x {p.task_pairs} pairs, both sentences, fp32", n_acc, 2 * P * n_acc, lm,
+        memory=P * 4)
     n_sim = len(grid) * p.ie_examples * seq_tokens
-    add("similarity", f"{len(grid)} revisions x {p.ie_examples} sentences", n_sim, 2 * P * n_sim, bf16, 0, P * 2)
-    T = p.harvest.n_tokens
-    buffer = p.harvest.buffer_rows
-    runs = len(p.kinds) * len(p.seeds)
+    add("similarity", f"{len(grid)} revisions x {p.ie_examples} sentences, fp32", n_sim, 2 * P * n_sim, lm, memory=P * 4)
     for comp in p.comparisons:
-        n = len(comp)
-        cc_params = 2 * n * d * p.d_dict + p.d_dict + n * d
-        mem = n * P * 2 + 4 * 4 * cc_params + 3 * 4 * p.train.batch_size * p.d_dict + 2 * buffer * n * d
-        tag = " vs ".join(fam.revision(r).label for r in comp)
-        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows, x{runs} runs", runs * n * T,
-            runs * n * T * 2 * P * upto, bf16, 0, mem)
-        add("crosscoder", f"{tag}: {p.d_dict} latents, fp32, x{runs} runs ({'/'.join(p.kinds)} x {len(p.seeds)} seeds)",
-            runs * T, runs * 6 * n * d * p.d_dict * T, tf32, 0, mem)
+        n, tag = len(comp), " vs ".join(fam.revision(r).label for r in comp)
+        cc_params, mem = 2 * n * d * p.d_dict + p.d_dict + n * d, train_memory(p, n, P)
+        scale_rows = h.norm_batches * h.batch_seqs * h.rows_per_seq          # estimating s_c, once per comparison
+        val_rows = runs * max(h.buffer_rows, p.val_batches * p.train.batch_size)   # each run's statistics refill a buffer
+        rows_lm = n * (passes * T + scale_rows + val_rows)
+        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows x {passes} passes (one per run), fp32", rows_lm,
+            rows_lm * 2 * P * upto, lm, memory=mem)
+        add("crosscoder", f"{tag}: {p.d_dict} latents, {'bf16 autocast' if p.train.bf16 else 'fp32'}, x{runs} runs "
+            f"({'/'.join(p.kinds)} x {len(p.seeds)} seeds)", runs * T, runs * crosscoder_flops(n, T, d, p.d_dict), cc_rate,
+            disk=runs * cc_params * 4 + cc_params * 4 * 3, memory=mem)
+        ce_tok = runs * p.ce_seqs * h.seq_len * n * 3                        # clean, spliced and zero-ablated forwards
+        add("evaluation", f"{tag}: delta CE on {p.ce_seqs} sequences x 3 forwards, x{runs} runs", ce_tok, 2 * P * ce_tok, lm,
+            memory=n * P * 4)
         ie_tok = p.ie_examples * p.relie.steps * seq_tokens * n
         add("relie", f"{tag}: {p.ie_examples} examples x {p.relie.steps} IG steps, one seed", ie_tok,
-            3 * 2 * P * ie_tok, bf16, 0, n * P * 2)
+            3 * 2 * P * ie_tok, lm, memory=n * P * 4)
+    trip = next(c for c in p.comparisons if len(c) == 3)
+    card_tok = p.cards.n_seqs * p.cards.seq_len * len(trip)
+    add("cards", f"{p.cards.n_seqs} sequences through the triplet's models", card_tok, card_tok * 2 * P * upto, lm,
+        memory=len(trip) * P * 4)
     return pd.DataFrame(rows)
 
+def plan_json(p: PaperPreset, gpu: Accelerator = Accelerator()) -> dict:
+    "The plan as one JSON-able object, as `ctt figures --dry-run --json` prints it."
+    df, fam = plan_cost(p, gpu), get_family(p.family)
+    stages = df.groupby("stage", sort=False)[["flops", "hours"]].sum()
+    return dict(preset=p.name, gpu=gpu.name, utilisation=gpu.utilisation, gpu_hours=float(df.hours.sum()),
+                peak_gpu_memory_gb=float(df.gpu_memory.max() / 1e9), disk_gb=float(df.disk.sum() / 1e9),
+                download_gb=float(df.bytes.sum() / 1e9),
+                stages=[dict(name=s, flops=float(r.flops), gpu_hours=float(r.hours)) for s, r in stages.iterrows()],
+                comparisons=[dict(revisions=list(c), harvest_passes=harvest_passes(p),
+                                  crosscoder_flops_per_run=crosscoder_flops(len(c), p.harvest.n_tokens, fam.d_model, p.d_dict))
+                             for c in p.comparisons])
+
 def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
-    "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it."
-    fam, df = get_family(p.family), plan_cost(p, gpu)
+    "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it (the same numbers as `plan_json`)."
+    fam, df, js = get_family(p.family), plan_cost(p, gpu), plan_json(p, gpu)
     lines = [f"paper preset {p.name!r}: {fam.repo_id} ({fam.n_layers} layers x {fam.d_model}), hook {p.hook}",
              f"  grid ({len(paper_grid(p)[0])}): {', '.join(paper_grid(p)[0])}; marked: {', '.join(paper_grid(p)[1])}",
              f"  crosscoders ({len(p.comparisons)}): " + "; ".join(" / ".join(c) for c in p.comparisons),
@@ -1072,14 +1124,18 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
              f"kinds {', '.join(p.kinds)}, seeds {', '.join(map(str, p.seeds))}",
              f"  data: {p.data}",
              f"  IE: {p.ie_examples} examples, {p.relie.steps} IG steps, threshold {p.relie.threshold}, batch {p.relie.batch_size}",
-             f"cost on {gpu.name} at {gpu.utilisation:.0%} of peak (an assumption; PAPER.md §10 reports 6 h per 2-way and "
+             f"cost on {gpu.name} at {gpu.utilisation:.0%} of peak (an assumption; the paper reports 6 h per 2-way and "
              "12 h per 3-way L1 crosscoder on one A100):"]
-    show = df.assign(tokens=df.tokens.map(lambda v: f"{v/1e9:.2f}B" if v else "-"), flops=df.flops.map(lambda v: f"{v:.2e}"),
-                     hours=df.hours.map(lambda v: f"{v:.2f}"), bytes=df.bytes.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"),
-                     gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
+    show = df.drop(columns="disk").assign(
+        tokens=df.tokens.map(lambda v: f"{v/1e9:.2f}B" if v else "-"), flops=df.flops.map(lambda v: f"{v:.2e}"),
+        hours=df.hours.map(lambda v: f"{v:.2f}"), bytes=df.bytes.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"),
+        gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
     lines.append(show.to_string(index=False))
-    lines.append(f"total: {df.hours.sum():.0f} GPU-hours, {df.bytes.sum()/1e9:.0f} GB to download, "
-                 f"peak GPU memory {df.gpu_memory.max()/1e9:.1f} GB of {gpu.memory/1e9:.0f} GB")
+    lines.append("per stage: " + ", ".join(f"{s['name']} {s['gpu_hours']:.1f} h" for s in js["stages"] if s["flops"]))
+    lines.append(f"harvest passes per comparison: {harvest_passes(p)} (each run harvests its own stream)")
+    lines.append(f"total: {js['gpu_hours']:.0f} GPU-hours, {js['download_gb']:.0f} GB to download, "
+                 f"peak GPU memory {js['peak_gpu_memory_gb']:.1f} GB of {gpu.memory/1e9:.0f} GB, "
+                 f"disk {js['disk_gb']:.0f} GB (HF cache and crosscoders)")
     return "\n".join(lines)
 
 # %% ../nbs/13_reproduce.ipynb #db216743
@@ -1222,10 +1278,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
     from crosscoding_time.activations import ActivationStream
     data.check()
     fam, multi = get_family(p.family), _is_multilingual(p)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device else local_device()   # the one place every stage takes its device from
     run = Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
     out_dir, t0, pngs = Path(out) / p.name, time.time(), []
-    print(format_plan(p)); sys.stdout.flush()
+    print(format_plan(p)); print(f"every stage on {device.type}"); sys.stdout.flush()
     with _local_text(fam.arch, data.text):
         tok = load_tokenizer(fam)
         tasks = paper_tasks(p, tok, data)
@@ -1236,10 +1292,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         grid, marked = paper_grid(p)
         acc = _cached_csv(run / "accuracy.csv", lambda: accuracy_curves(
             fam, {t: ts[:p.task_pairs] for t, ts in tasks.items()}, grid,
-            method="next_token" if multi else "sentence_ll", progress=progress), False)
+            method="next_token" if multi else "sentence_ll", progress=progress, device=device), False)
         sentences = [pr.clean_prefix + pr.clean_answer for ts in tasks.values() for pr in ts][:p.ie_examples]
         sim = _cached_csv(run / "similarity.csv", lambda: activation_similarity(
-            fam, sentences, grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress), False)
+            fam, sentences, grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress, device=device), False)
         plot_acc = plot_accuracy_multilingual if multi else plot_accuracy
         pngs += [save_figure(plot_acc(acc, selected=marked), acc, out_dir, f"accuracy_{p.name}"),
                  save_figure(plot_similarity(sim, selected=marked), sim, out_dir, f"similarity_{p.name}")]
@@ -1268,7 +1324,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                         atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
                                                                    " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
                     rows.append(json.loads(f.read_text()))
-            cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final")
+            cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final", device=device)
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
                 models, cc, tok, ts, steps=p.relie.steps, threshold=p.relie.threshold, aggregation=p.relie.aggregation,
                 batch_size=p.relie.batch_size, progress=progress)) for t, ts in ie_tasks.items()}
@@ -1399,6 +1455,7 @@ def _parser() -> argparse.ArgumentParser:
                    "1: one process, the caller's threads)")
     f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
                    "download and compute nothing")
+    f.add_argument("--json", action="store_true", help="paper presets, with --dry-run: the plan as one JSON object")
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
     f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
@@ -1430,6 +1487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
     if args.command is None: p.print_help(); return 0
+    if getattr(args, "json", False) and not (args.dry_run and args.preset in PAPER_PRESETS):
+        p.error(f"--json prints a paper preset's plan: use it with --dry-run and one of {', '.join(PAPER_PRESETS)}")
     home = None                                              # the cache a run writes to, once known
     try:
         if args.command == "presets":
@@ -1447,7 +1506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(args.out), table.to_csv(index=False))
         elif args.command == "figures" and args.preset in PAPER_PRESETS:
-            if args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
+            if args.dry_run and args.json: print(json.dumps(plan_json(PAPER_PRESETS[args.preset]), indent=1))
+            elif args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
             else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
                             PaperData(args.blimp, args.multiblimp, args.text))
         elif args.command == "figures" and args.dry_run:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from crosscoding_time.reproduce import PAPER_PRESETS, offline_hub_twins, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
@@ -14,14 +15,17 @@ from crosscoding_time.world import (World, WorldConfig, MultiWorldConfig, LANGS,
                                     make_multiblimp, phenomena_of, atomic_write_text)
 
 _RUN = """
-import sys
+import contextlib, sys
 from pathlib import Path
 from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_paper, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
-name, out, home, data = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+name, out, home, data, device = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5] or None
 p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
 local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}   # what this preset's tasks need
-run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False)
+ctx = contextlib.nullcontext()
+if device == "lazy":                      # a second device on the CPU (tests/second_device.py)
+    sys.path.insert(0, sys.argv[6]); from second_device import lazy_device; ctx = lazy_device()
+with ctx: run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False, device=device)
 """
 
 def _offline_data(name: str, tmp: Path) -> Path:
@@ -46,14 +50,17 @@ def _offline_data(name: str, tmp: Path) -> Path:
     offline_hub_twins(p, tmp / "hub", tokenizer=world.tokenizer)
     return data
 
-def _run(name: str, tmp: Path) -> Path:
+def _run(name: str, tmp: Path, device: str = "") -> Path:
+    "Run the shrunk preset `name` offline in a subprocess on `device` ('': `local_device()`, CUDA where there is one)."
     data = _offline_data(name, tmp)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_HUB_CACHE": str(tmp / "hub"), "HF_HOME": str(tmp / "hf")}
-    r = subprocess.run([sys.executable, "-c", _RUN, name, str(tmp / "figures"), str(tmp / "home"), str(data)],
+    r = subprocess.run([sys.executable, "-c", _RUN, name, str(tmp / "figures"), str(tmp / "home"), str(data), device,
+                        str(Path(__file__).parent)],
                        capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert f"paper preset {name!r}" in r.stdout                      # the plan and its cost come first
+    assert f"every stage on {device or ('cuda' if torch.cuda.is_available() else 'cpu')}" in r.stdout, r.stdout[-3000:]
     return tmp / "figures" / name
 
 def _check_common(out: Path, name: str):
@@ -113,3 +120,17 @@ def test_bloom_1b1_offline_end_to_end(tmp_path):
         assert set(ov.lang_a) == set(LANGS) and (ov.n_a <= 20).all() and (ov.overlap <= ov[["n_a", "n_b"]].min(axis=1)).all()
     assert len(list(out.glob("overlap_2way_*_bloom-1b1_*.png"))) == len(two) * 3 * len(PAPER_PRESETS["bloom-1b1"].relie.k)
     assert "CLAMS" in (out / "REPORT.md").read_text()
+
+@pytest.mark.slow
+def test_pythia_1b_on_a_second_device(tmp_path):
+    """Every stage on one device that is not the CPU (issue 19): the lazy backend refuses, as CUDA does, any op that
+    mixes its tensors with CPU ones, so a tensor left on the CPU (CE tokens, scales, a crosscoder loaded to the CPU)
+    fails here as it would on a GPU."""
+    out = _run("pythia-1b", tmp_path, "lazy")
+    _check_common(out, "pythia-1b")
+
+@pytest.mark.gpu
+def test_pythia_1b_on_cuda(tmp_path):
+    "The shrunk Pythia preset end to end on CUDA (run with --gpu on a machine with one)."
+    out = _run("pythia-1b", tmp_path, "cuda")
+    _check_common(out, "pythia-1b")
