@@ -52,7 +52,8 @@ __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_PRESETS', 'Crosscod
            'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_figures', 'multilingual_stage',
            'factorial_stage', 'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'harvest_passes',
            'crosscoder_flops', 'train_memory', 'plan_cost', 'plan_json', 'format_plan', 'PaperData', 'paper_tasks',
-           'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'usable_home', 'main']
+           'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'paper_units',
+           'parse_shard', 'run_shard', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -1275,11 +1276,10 @@ def _paper_cards(p: PaperPreset, fam, tok, models, cc, ie: IndirectEffects, name
 def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = None, data: PaperData = PaperData(),
               progress: bool = True, device: str | None = None) -> list[Path]:
     "Run paper preset `p` end to end into `out/<preset>/`; every finished piece is cached under `home`. Returns the PNGs."
-    from crosscoding_time.activations import ActivationStream
     data.check()
     fam, multi = get_family(p.family), _is_multilingual(p)
     device = torch.device(device) if device else local_device()   # the one place every stage takes its device from
-    run = Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
+    run = _paper_run(p, home, data)
     out_dir, t0, pngs = Path(out) / p.name, time.time(), []
     print(format_plan(p)); print(f"every stage on {device.type}"); sys.stdout.flush()
     with _local_text(fam.arch, data.text):
@@ -1306,24 +1306,9 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         names = [fam.revision(r).label for r in trip]
         for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
             cname = "_".join(comp)
-            models = [load_model(fam, r, device=device) for r in comp]
-            hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
-            src = ActivationStream(hcfg, models=models)
-            val = ActivationStream(replace(hcfg, seed=7, n_tokens=p.val_batches * p.train.batch_size), models=models,
-                                   scales=src.scales)
-            ce_tokens = sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
-            for kind in p.kinds:
-                for seed in p.seeds:
-                    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
-                    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
-                    name = f"{kind}_s{seed}_{cname}"
-                    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name,
-                                          progress=progress, device=device)
-                    f = run / "stats" / f"{name}.json"
-                    if not f.exists():
-                        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
-                                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
-                    rows.append(json.loads(f.read_text()))
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            rows += [_train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
+                     for kind in p.kinds for seed in p.seeds]
             cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final", device=device)
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
                 models, cc, tok, ts, steps=p.relie.steps, threshold=p.relie.threshold, aggregation=p.relie.aggregation,
@@ -1441,6 +1426,61 @@ def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
     return atomic_write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
 
 
+# %% ../nbs/13_reproduce.ipynb #x007
+def _paper_run(p: PaperPreset, home: Path | None, data: PaperData) -> Path:
+    "Where a run of preset `p` on `data` keeps its finished pieces: one folder per preset and inputs."
+    return Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
+
+def paper_units(p: PaperPreset) -> list[tuple[tuple[str, ...], str, int]]:
+    "The preset's independent work, in order: one (comparison, kind, seed) per crosscoder."
+    return [(c, k, s) for c in p.comparisons for k in p.kinds for s in p.seeds]
+
+def parse_shard(text: str) -> tuple[int, int]:
+    "'i/N' as (i, N), with 0 <= i < N; else a ValueError that says the form."
+    try: i, n = (int(v) for v in text.split("/"))
+    except ValueError: raise ValueError(f"--shard takes i/N (part i of N, counted from 0), got {text!r}") from None
+    if not 0 <= i < n: raise ValueError(f"--shard {text}: need 0 <= i < N")
+    return i, n
+
+def _comparison_sources(p: PaperPreset, fam, comp: tuple[str, ...], device):
+    "The comparison's models on `device`, its training stream, its validation stream (the same scales) and its CE text."
+    from crosscoding_time.activations import ActivationStream
+    models = [load_model(fam, r, device=device) for r in comp]
+    hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
+    src = ActivationStream(hcfg, models=models)
+    val = ActivationStream(replace(hcfg, seed=7, n_tokens=p.val_batches * p.train.batch_size), models=models, scales=src.scales)
+    return models, src, val, sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
+
+def _train_unit(p: PaperPreset, fam, comp, kind: str, seed: int, run: Path, models, src, val, ce_tokens,
+                progress: bool, device) -> dict:
+    "Train (or find) one crosscoder of the preset and its statistics row, both cached under `run`."
+    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
+    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
+    name = f"{kind}_s{seed}_{'_'.join(comp)}"
+    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name, progress=progress, device=device)
+    f = run / "stats" / f"{name}.json"
+    if not f.exists():
+        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
+                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
+    return json.loads(f.read_text())
+
+def run_shard(p: PaperPreset, shard: tuple[int, int], home: Path | None = None, data: PaperData = PaperData(),
+              progress: bool = True, device: str | None = None) -> list[str]:
+    "Train part `shard` = (i, N) of the preset's crosscoders (every N-th of `paper_units`, from the i-th); their names."
+    i, n = shard
+    data.check()
+    fam, run = get_family(p.family), _paper_run(p, home, data)
+    device = torch.device(device) if device else local_device()
+    mine = paper_units(p)[i::n]
+    print(f"paper preset {p.name!r}, shard {i}/{n}: {len(mine)} of {len(paper_units(p))} crosscoders on {device.type}")
+    with _local_text(fam.arch, data.text):
+        for comp in dict.fromkeys(c for c, _, _ in mine):
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            for _, kind, seed in [u for u in mine if u[0] == comp]:
+                _train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
+            del models, src, val
+    return [f"{k}_s{s}_{'_'.join(c)}" for c, k, s in mine]
+
 # %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctt", description="crosscoding_time: features across pretraining checkpoints")
@@ -1456,6 +1496,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
                    "download and compute nothing")
     f.add_argument("--json", action="store_true", help="paper presets, with --dry-run: the plan as one JSON object")
+    f.add_argument("--shard", default=None, metavar="i/N", help="paper presets: train only part i of N of the crosscoders "
+                   "(comparison x kind x seed) into the cache; a final run without --shard assembles the outputs")
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
     f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
@@ -1489,6 +1531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None: p.print_help(); return 0
     if getattr(args, "json", False) and not (args.dry_run and args.preset in PAPER_PRESETS):
         p.error(f"--json prints a paper preset's plan: use it with --dry-run and one of {', '.join(PAPER_PRESETS)}")
+    if getattr(args, "shard", None) and args.preset not in PAPER_PRESETS:
+        p.error(f"--shard splits a paper preset's crosscoders: use it with one of {', '.join(PAPER_PRESETS)}")
     home = None                                              # the cache a run writes to, once known
     try:
         if args.command == "presets":
@@ -1508,6 +1552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "figures" and args.preset in PAPER_PRESETS:
             if args.dry_run and args.json: print(json.dumps(plan_json(PAPER_PRESETS[args.preset]), indent=1))
             elif args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
+            elif args.shard: run_shard(PAPER_PRESETS[args.preset], parse_shard(args.shard), Path(args.home) if args.home else None,
+                                       PaperData(args.blimp, args.multiblimp, args.text))
             else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
                             PaperData(args.blimp, args.multiblimp, args.text))
         elif args.command == "figures" and args.dry_run:
