@@ -1334,7 +1334,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
             if len(comp) == 2:                     # RelIE vs RelDec of the latents with an effect
                 sv = sum(ie.ie for ie in ies[comp].values()) if multi else ies[comp]["subjectverb"].ie
                 live = (sv != 0).any(0)
-                ri, rd = rel_ie(sv)[live], rel_dec(cc)[live]
+                ri, rd = rel_ie(sv)[live], rel_dec(cc).cpu()[live]       # the effects' device: the CPU
                 pngs.append(save_figure(plot_relie_vs_reldec(ri, rd, f"{p.name} {label}: latents with an effect"),
                                         pd.DataFrame(dict(latent=live.nonzero()[:, 0].tolist(), relie=ri.tolist(), reldec=rd.tolist())),
                                         out_dir, f"relie_vs_reldec_{p.name}_{cname}"))

@@ -42,9 +42,14 @@ def lazy_device():
     patched = dict(split=split_, chunk=chunk_, unbind=unbind_)
     ops = dict(__mul__=lambda x, v: mul(x, scalar(x, v)), __rmul__=lambda x, v: rmul(x, scalar(x, v)), mean=mean_)
     for k, f in ops.items(): setattr(torch.Tensor, k, f)
+    save = torch.save                     # CUDA tensors can be saved; lazy ones have no storage to write: copy them out
+    def save_(obj, *a, **k):
+        from torch.utils._pytree import tree_map
+        return save(tree_map(lambda t: t.cpu() if isinstance(t, torch.Tensor) and t.device.type == "lazy" else t, obj), *a, **k)
+    torch.save = save_
     old = {k: (getattr(torch.Tensor, k), getattr(torch, k)) for k in patched}
     for k, f in patched.items(): setattr(torch.Tensor, k, f); setattr(torch, k, f)
     try: yield LAZY
     finally:
         for k, (t, f) in old.items(): setattr(torch.Tensor, k, t); setattr(torch, k, f)
-        torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mean = mul, rmul, mean
+        torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mean, torch.save = mul, rmul, mean, save
