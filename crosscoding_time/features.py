@@ -91,15 +91,16 @@ def latent_activations(
     S, T = corpus.tokens.shape
     joint = torch.zeros(S, T, len(L))
     per = torch.zeros(n, S, T, len(L)) if per_checkpoint else None
-    W, b = raw.W_enc[:, :, idx].float(), raw.b_enc[idx].float()
+    dev = raw.W_enc.device                    # computed on the crosscoder's device, kept on the CPU
+    W, b, idx_d = raw.W_enc[:, :, idx.to(dev)].float(), raw.b_enc[idx.to(dev)].float(), idx.to(dev)
     p0 = int(remove_bos)
     for s in tqdm(range(0, S, batch_seqs), desc="latent activations", disable=not progress):
         tok = corpus.tokens[s:s + batch_seqs]
-        x = harvest(models, tok.to(_device(models[0])), hook, remove_bos).float().cpu()   # [B*(T-p0), n, d]
+        x = harvest(models, tok.to(_device(models[0])), hook, remove_bos).float().to(dev)   # [B*(T-p0), n, d]
         B = tok.shape[0]
-        joint[s:s + B, p0:] = raw.encode(x)[:, idx].view(B, T - p0, len(L))
+        joint[s:s + B, p0:] = raw.encode(x)[:, idx_d].cpu().view(B, T - p0, len(L))
         if per is not None:
-            for c in range(n): per[c, s:s + B, p0:] = (x[:, c] @ W[c] + b).relu().view(B, T - p0, len(L))
+            for c in range(n): per[c, s:s + B, p0:] = (x[:, c] @ W[c] + b).relu().cpu().view(B, T - p0, len(L))
     valid = torch.ones(S, T, dtype=torch.bool); valid[:, :p0] = False
     return LatentActivations(L, joint, per, valid, list(cc.cfg.checkpoints) or [ckpt_name(m, i) for i, m in enumerate(models)])
 

@@ -130,11 +130,11 @@ def _acts(models, hook: str, tokens: Tensor) -> Tensor:
 def _code(raw: CrossCoder, x: Tensor) -> tuple[Tensor, Tensor]:
     "Shared latents and per-checkpoint error of raw activations x [n_ckpt, B, T, d]."
     n, B, T, d = x.shape
-    flat = x.permute(1, 2, 0, 3).reshape(B * T, n, d)
+    flat = x.permute(1, 2, 0, 3).reshape(B * T, n, d).to(raw.W_enc.device)   # computed on the crosscoder's device
     with torch.no_grad():
         f = raw.encode(flat)
         res = flat - raw.decode(f)
-    return f.view(B, T, -1), res.view(B, T, n, d).permute(2, 0, 1, 3).contiguous()
+    return f.view(B, T, -1).cpu(), res.view(B, T, n, d).permute(2, 0, 1, 3).contiguous().cpu()   # batches stay on the CPU
 
 def _batches(models, raw: CrossCoder, tokenizer, pairs: Sequence[MinimalPair], hook: str, batch_size: int,
              prepend_bos: bool, first_token: bool, what: str):
@@ -346,8 +346,8 @@ def ablation_effects(
     for bt in _batches(models, raw, tokenizer, pairs, hook, batch_size, prepend_bos, first_token, what):
         B = len(bt.tokens)
         for c, model in enumerate(models):
-            W = raw.W_dec[:, c]
-            base = bt.f @ W + raw.b_dec[c] + bt.res[c]                     # = the clean activations, [B, T, d]
+            W = raw.W_dec[:, c].to(bt.f.device)                           # where the batch is (the CPU)
+            base = bt.f @ W + raw.b_dec[c].to(bt.f.device) + bt.res[c]     # = the clean activations, [B, T, d]
             clean = _metric(model.run_with_hooks(bt.tokens.to(_device(model)), fwd_hooks=[
                 (hook, lambda act, hook: base.to(act.device, act.dtype))]), bt.last, bt.correct, bt.wrong, metric).cpu()
             rows = [(l, j) for l in range(len(lat)) for j in range(B)]

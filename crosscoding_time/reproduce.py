@@ -20,7 +20,7 @@ from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micr
                                           load_tokenizer, ctt_home, fingerprint, damaged_revisions)
 from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
-from .training import TrainConfig, train_crosscoder
+from .training import TrainConfig, train_crosscoder, local_device
 from .evaluation import sparsity_stats, splice_ce
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity, similarity_matrix,
                                         save_figure, select_checkpoints, tokens_short)
@@ -52,9 +52,10 @@ __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'COR
            'pretrain_root', 'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons',
            'crosscoder_stats', 'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_lock',
            'run_figures', 'corrections_stage', 'corrections_markdown', 'multilingual_stage', 'factorial_stage',
-           'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'plan_cost', 'format_plan', 'PaperData',
-           'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report',
-           'usable_home', 'main']
+           'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'harvest_passes', 'crosscoder_flops',
+           'train_memory', 'plan_cost', 'plan_json', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
+           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'paper_units', 'parse_shard',
+           'run_shard', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -351,9 +352,10 @@ def _stats_row(fam, comp, kind: str, cc, src, val, models, ce_tokens, batch_size
     """One row of the statistics table (PAPER.md §4.3): ℓ0, dead latents and EV as the reference measures them (30
     unshuffled validation batches, BatchTopK in train mode: ℓ0 = k), the package's own beside them (every validation
     batch, shuffled, BatchTopK at its inference threshold: `*_eval`), and ΔCE of the splice on `ce_tokens`."""
-    s = src.scales[None, :, None]                                    # the training factors, as the reference (§11.8)
-    sp = sparsity_stats(cc, [b * s for b in _in_order(val, batch_size, PAPER_EVAL_BATCHES)], mode="train")
-    own = sparsity_stats(cc, [b * s for b in val.batches(batch_size, 0)])
+    dev = cc.W_enc.device                     # tensors meet on the consumer's device: the crosscoder's
+    s = src.scales.to(dev)[None, :, None]     # the training factors, as the reference (§11.8)
+    sp = sparsity_stats(cc, [b.to(dev) * s for b in _in_order(val, batch_size, PAPER_EVAL_BATCHES)], mode="train")
+    own = sparsity_stats(cc, [b.to(dev) * s for b in val.batches(batch_size, 0)])
     ce = splice_ce(models, cc, ce_tokens, src.hook, scales=src.scales.tolist())
     row = dict(family=fam.name, comparison=label, revisions=" ".join(comp), kind=kind, **extra, d_dict=cc.cfg.d_dict,
                l0=float(sp["l0"]), dead=int(sp["dead"]), dead_frac=float(sp["dead_frac"]), ev=float(sp["ev"]),
@@ -1102,10 +1104,11 @@ def _multilingual_report(preset: Preset, out_dir: Path) -> list[str]:
 # %% ../nbs/13_reproduce.ipynb #b2244557
 @dataclass(frozen=True)
 class Accelerator:
-    "The hardware a plan is priced on: PAPER.md §10's one A100 80GB."
+    "The hardware a plan is priced on: the paper's one A100 80GB (arXiv 2509.05291, appendix; the reference's README)."
     name: str = "A100 80GB"
-    bf16_flops: float = 312e12          # dense bf16 peak (the LM forwards run under bf16 autocast, §3.3)
-    tf32_flops: float = 156e12          # TF32 peak (the fp32 crosscoder's matmuls, §3.1)
+    bf16_flops: float = 312e12          # dense bf16 peak: matmuls under bf16 autocast (the crosscoder with TrainConfig.bf16)
+    tf32_flops: float = 156e12          # TF32 peak: fp32 matmuls only where TF32 is allowed (PyTorch's default: not)
+    fp32_flops: float = 19.5e12         # plain fp32 peak: what fp32 matmuls get under PyTorch's defaults (the LM forwards)
     utilisation: float = 0.4            # assumed fraction of peak reached (an assumption, printed with the plan)
     memory: float = 80e9
 
@@ -1174,44 +1177,94 @@ def _n_params(p: PaperPreset) -> int:
     with torch.device("meta"): model = AutoModelForCausalLM.from_config(cfg)
     return sum(t.numel() for t in model.parameters())
 
+def _runs(p: PaperPreset) -> int: return len(p.kinds) * len(p.seeds)
+
+def harvest_passes(p: PaperPreset) -> int:
+    """LM passes over the text per comparison, as `run_paper` runs today: every run (kind x seed) reads its own pass of
+    the comparison's `ActivationStream`, which harvests afresh (one shared pass is issue 19's item 3, not built)."""
+    return _runs(p)
+
+def crosscoder_flops(n_ckpt: int, rows: int, d_model: int, d_dict: int) -> float:
+    "Training FLOPs of one crosscoder: 6 x rows x 2·n·d·F (encoder and decoder matmuls of 2·n·d·F each, forward and backward: x3)."
+    return 6 * rows * 2 * n_ckpt * d_model * d_dict
+
+def _bytes(dtype: str) -> int: return torch.finfo(getattr(torch, dtype)).bits // 8
+
+def train_memory(p: PaperPreset, n_ckpt: int, n_params: int) -> float:
+    """Peak GPU bytes while a crosscoder of `n_ckpt` checkpoints trains on its stream: the LMs' fp32 weights, the
+    crosscoder's weights, gradients and two Adam moments (fp32), a step's [batch, d_dict] tensors (pre-activations,
+    latents, their gradients and bf16 copies: ~6), the stream's buffer up to three times (a refill concatenates the
+    unread rows with fresh ones and the shuffle gathers them into a third copy) and one LM forward's eager attention."""
+    fam, d, F_ = get_family(p.family), get_family(p.family).d_model, p.d_dict
+    cc_params = 2 * n_ckpt * d * F_ + F_ + n_ckpt * d
+    buffer = 3 * p.harvest.buffer_rows * n_ckpt * d * _bytes(p.harvest.dtype)
+    lm = p.harvest.batch_seqs * (2 * p.n_heads * p.harvest.seq_len ** 2 + 6 * p.harvest.seq_len * d) * 4
+    return n_ckpt * n_params * 4 + 4 * 4 * cc_params + 6 * 4 * p.train.batch_size * F_ + buffer + lm
+
 def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int = 12) -> pd.DataFrame:
-    "What running preset `p` costs, stage by stage: tokens, FLOPs, hours on `gpu`, bytes, peak GPU memory."
+    """What running preset `p` costs as `run_paper` runs it, stage by stage: tokens, FLOPs, hours on `gpu`, bytes to
+    download, bytes kept on disk, peak GPU memory. Every stage runs on the GPU (`run_paper`'s device); the LM forwards
+    run in fp32 (the weights as `load_model` loads them, no autocast); the crosscoders at the rate `p.train` asks for."""
     fam = get_family(p.family)
     P, d, L = _n_params(p), fam.d_model, fam.n_layers
-    upto = (int(p.hook.split(".")[1])) / L                   # the harvest runs each model only up to the hook
-    bf16, tf32 = gpu.bf16_flops * gpu.utilisation, gpu.tf32_flops * gpu.utilisation
+    upto = int(p.hook.split(".")[1]) / L                    # the harvest runs each model only up to the hook
+    lm = gpu.fp32_flops * gpu.utilisation
+    cc_rate = (gpu.bf16_flops if p.train.bf16 else gpu.fp32_flops) * gpu.utilisation
     grid = paper_grid(p)[0]
     revs = list(dict.fromkeys([*grid, *(r for c in p.comparisons for r in c)]))
+    T, runs, passes, h = p.harvest.n_tokens, _runs(p), harvest_passes(p), p.harvest
     rows = []
-    def add(stage, what, tokens, flops, peak, nbytes=0.0, memory=0.0):
-        rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / peak / 3600,
-                         bytes=nbytes, gpu_memory=memory))
-    add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (bf16)", 0, 0.0, bf16, len(revs) * P * 2, 0)
-    add("download", f"text: {p.harvest.n_tokens/1e6:.0f}M tokens (~4 bytes of text each)", 0, 0.0, bf16, p.harvest.n_tokens * 4, 0)
+    def add(stage, what, tokens, flops, rate, nbytes=0.0, disk=0.0, memory=0.0):
+        rows.append(dict(stage=stage, what=what, tokens=tokens, flops=flops, hours=flops / rate / 3600,
+                         bytes=nbytes, disk=disk, gpu_memory=memory))
+    add("download", f"{len(revs)} revisions x {P/1e9:.2f}B params (16-bit), kept in the HF cache", 0, 0.0, lm,
+        len(revs) * P * 2, len(revs) * P * 2)
+    streams = len(p.comparisons) * passes                  # the text is streamed again for every pass, not kept
+    add("download", f"text: {T/1e6:.0f}M tokens (~4 bytes each), streamed {streams}x (once per pass)", 0, 0.0, lm,
+        streams * T * 4)
     n_acc = len(grid) * p.task_pairs * 2 * seq_tokens
-    add("accuracy", f"{len(grid)} revisions x {p.task_pairs} pairs, both sentences", n_acc, 2 * P * n_acc, bf16, 0, P * 2)
+    add("accuracy", f"{len(grid)} revisions x {p.task_pairs} pairs, both sentences, fp32", n_acc, 2 * P * n_acc, lm,
+        memory=P * 4)
     n_sim = len(grid) * p.ie_examples * seq_tokens
-    add("similarity", f"{len(grid)} revisions x {p.ie_examples} sentences", n_sim, 2 * P * n_sim, bf16, 0, P * 2)
-    T = p.harvest.n_tokens
-    buffer = p.harvest.buffer_rows
-    runs = len(p.kinds) * len(p.seeds)
+    add("similarity", f"{len(grid)} revisions x {p.ie_examples} sentences, fp32", n_sim, 2 * P * n_sim, lm, memory=P * 4)
     for comp in p.comparisons:
-        n = len(comp)
-        cc_params = 2 * n * d * p.d_dict + p.d_dict + n * d
-        mem = n * P * 2 + 4 * 4 * cc_params + 3 * 4 * p.train.batch_size * p.d_dict + 2 * buffer * n * d
-        tag = " vs ".join(fam.revision(r).label for r in comp)
-        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows, x{runs} runs", runs * n * T,
-            runs * n * T * 2 * P * upto, bf16, 0, mem)
-        add("crosscoder", f"{tag}: {p.d_dict} latents, fp32, x{runs} runs ({'/'.join(p.kinds)} x {len(p.seeds)} seeds)",
-            runs * T, runs * 6 * n * d * p.d_dict * T, tf32, 0, mem)
+        n, tag = len(comp), " vs ".join(fam.revision(r).label for r in comp)
+        cc_params, mem = 2 * n * d * p.d_dict + p.d_dict + n * d, train_memory(p, n, P)
+        scale_rows = h.norm_batches * h.batch_seqs * h.rows_per_seq          # estimating s_c, once per comparison
+        val_rows = runs * max(h.buffer_rows, p.val_batches * p.train.batch_size)   # each run's statistics refill a buffer
+        rows_lm = n * (passes * T + scale_rows + val_rows)
+        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows x {passes} passes (one per run), fp32", rows_lm,
+            rows_lm * 2 * P * upto, lm, memory=mem)
+        add("crosscoder", f"{tag}: {p.d_dict} latents, {'bf16 autocast' if p.train.bf16 else 'fp32'}, x{runs} runs "
+            f"({'/'.join(p.kinds)} x {len(p.seeds)} seeds)", runs * T, runs * crosscoder_flops(n, T, d, p.d_dict), cc_rate,
+            disk=runs * cc_params * 4 + cc_params * 4 * 3, memory=mem)
+        ce_tok = runs * p.ce_seqs * h.seq_len * n * 3                        # clean, spliced and zero-ablated forwards
+        add("evaluation", f"{tag}: delta CE on {p.ce_seqs} sequences x 3 forwards, x{runs} runs", ce_tok, 2 * P * ce_tok, lm,
+            memory=n * P * 4)
         ie_tok = p.ie_examples * p.relie.steps * seq_tokens * n
         add("relie", f"{tag}: {p.ie_examples} examples x {p.relie.steps} IG steps, one seed", ie_tok,
-            3 * 2 * P * ie_tok, bf16, 0, n * P * 2)
+            3 * 2 * P * ie_tok, lm, memory=n * P * 4)
+    trip = next(c for c in p.comparisons if len(c) == 3)
+    card_tok = p.cards.n_seqs * p.cards.seq_len * len(trip)
+    add("cards", f"{p.cards.n_seqs} sequences through the triplet's models", card_tok, card_tok * 2 * P * upto, lm,
+        memory=len(trip) * P * 4)
     return pd.DataFrame(rows)
 
+def plan_json(p: PaperPreset, gpu: Accelerator = Accelerator()) -> dict:
+    "The plan as one JSON-able object, as `ctt figures --dry-run --json` prints it."
+    df, fam = plan_cost(p, gpu), get_family(p.family)
+    stages = df.groupby("stage", sort=False)[["flops", "hours"]].sum()
+    return dict(preset=p.name, gpu=gpu.name, utilisation=gpu.utilisation, gpu_hours=float(df.hours.sum()),
+                peak_gpu_memory_gb=float(df.gpu_memory.max() / 1e9), disk_gb=float(df.disk.sum() / 1e9),
+                download_gb=float(df.bytes.sum() / 1e9),
+                stages=[dict(name=s, flops=float(r.flops), gpu_hours=float(r.hours)) for s, r in stages.iterrows()],
+                comparisons=[dict(revisions=list(c), harvest_passes=harvest_passes(p),
+                                  crosscoder_flops_per_run=crosscoder_flops(len(c), p.harvest.n_tokens, fam.d_model, p.d_dict))
+                             for c in p.comparisons])
+
 def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
-    "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it."
-    fam, df = get_family(p.family), plan_cost(p, gpu)
+    "The plan of a paper preset and its cost, as `ctt figures --dry-run` prints it (the same numbers as `plan_json`)."
+    fam, df, js = get_family(p.family), plan_cost(p, gpu), plan_json(p, gpu)
     lines = [f"paper preset {p.name!r}: {fam.repo_id} ({fam.n_layers} layers x {fam.d_model}), hook {p.hook}",
              f"  grid ({len(paper_grid(p)[0])}): {', '.join(paper_grid(p)[0])}; marked: {', '.join(paper_grid(p)[1])}",
              f"  crosscoders ({len(p.comparisons)}): " + "; ".join(" / ".join(c) for c in p.comparisons),
@@ -1220,14 +1273,18 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
              f"kinds {', '.join(p.kinds)}, seeds {', '.join(map(str, p.seeds))}",
              f"  data: {p.data}",
              f"  IE: {p.ie_examples} examples, {p.relie.steps} IG steps, threshold {p.relie.threshold}, batch {p.relie.batch_size}",
-             f"cost on {gpu.name} at {gpu.utilisation:.0%} of peak (an assumption; PAPER.md §10 reports 6 h per 2-way and "
+             f"cost on {gpu.name} at {gpu.utilisation:.0%} of peak (an assumption; the paper reports 6 h per 2-way and "
              "12 h per 3-way L1 crosscoder on one A100):"]
-    show = df.assign(tokens=df.tokens.map(lambda v: f"{v/1e9:.2f}B" if v else "-"), flops=df.flops.map(lambda v: f"{v:.2e}"),
-                     hours=df.hours.map(lambda v: f"{v:.2f}"), bytes=df.bytes.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"),
-                     gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
+    show = df.drop(columns="disk").assign(
+        tokens=df.tokens.map(lambda v: f"{v/1e9:.2f}B" if v else "-"), flops=df.flops.map(lambda v: f"{v:.2e}"),
+        hours=df.hours.map(lambda v: f"{v:.2f}"), bytes=df.bytes.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"),
+        gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
     lines.append(show.to_string(index=False))
-    lines.append(f"total: {df.hours.sum():.0f} GPU-hours, {df.bytes.sum()/1e9:.0f} GB to download, "
-                 f"peak GPU memory {df.gpu_memory.max()/1e9:.1f} GB of {gpu.memory/1e9:.0f} GB")
+    lines.append("per stage: " + ", ".join(f"{s['name']} {s['gpu_hours']:.1f} h" for s in js["stages"] if s["flops"]))
+    lines.append(f"harvest passes per comparison: {harvest_passes(p)} (each run harvests its own stream)")
+    lines.append(f"total: {js['gpu_hours']:.0f} GPU-hours, {js['download_gb']:.0f} GB to download, "
+                 f"peak GPU memory {js['peak_gpu_memory_gb']:.1f} GB of {gpu.memory/1e9:.0f} GB, "
+                 f"disk {js['disk_gb']:.0f} GB (HF cache and crosscoders)")
     return "\n".join(lines)
 
 # %% ../nbs/13_reproduce.ipynb #db216743
@@ -1368,13 +1425,12 @@ def _paper_cards(p: PaperPreset, fam, tok, models, cc, ie: IndirectEffects, name
 def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = None, data: PaperData = PaperData(),
               progress: bool = True, device: str | None = None) -> list[Path]:
     "Run paper preset `p` end to end into `out/<preset>/`; every finished piece is cached under `home`. Returns the PNGs."
-    from crosscoding_time.activations import ActivationStream
     data.check()
     fam, multi = get_family(p.family), _is_multilingual(p)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    run = Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
+    device = torch.device(device) if device else local_device()   # the one place every stage takes its device from
+    run = _paper_run(p, home, data)
     out_dir, t0, pngs = Path(out) / p.name, time.time(), []
-    print(format_plan(p)); sys.stdout.flush()
+    print(format_plan(p)); print(f"every stage on {device.type}"); sys.stdout.flush()
     with _local_text(fam.arch, data.text, data.val_text):
         tok = load_tokenizer(fam)
         tasks = paper_tasks(p, tok, data)
@@ -1385,10 +1441,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         grid, marked = paper_grid(p)
         acc = _cached_csv(run / "accuracy.csv", lambda: accuracy_curves(
             fam, {t: ts[:p.task_pairs] for t, ts in tasks.items()}, grid,
-            method="next_token" if multi else "sentence_ll", progress=progress), False)
+            method="next_token" if multi else "sentence_ll", progress=progress, device=device), False)
         sentences = [pr.clean_prefix + pr.clean_answer for ts in tasks.values() for pr in ts][:p.ie_examples]
         sim = _cached_csv(run / "similarity.csv", lambda: activation_similarity(
-            fam, sentences, grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress), False)
+            fam, sentences, grid, hook=p.hook, batch_size=min(32, len(sentences)), progress=progress, device=device), False)
         plot_acc = plot_accuracy_multilingual if multi else plot_accuracy
         pngs += [save_figure(plot_acc(acc, selected=marked), acc, out_dir, f"accuracy_{p.name}"),
                  save_figure(plot_similarity(sim, selected=marked), sim, out_dir, f"similarity_{p.name}")]
@@ -1399,25 +1455,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         names = [fam.revision(r).label for r in trip]
         for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
             cname = "_".join(comp)
-            models = [load_model(fam, r, device=device) for r in comp]
-            hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
-            src = ActivationStream(hcfg, models=models)
-            val = ActivationStream(replace(hcfg, seed=7, split="validation", n_tokens=p.val_batches * p.train.batch_size), models=models,
-                                   scales=src.scales)
-            ce_tokens = sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
-            for kind in p.kinds:
-                for seed in p.seeds:
-                    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
-                    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
-                    name = f"{kind}_s{seed}_{cname}"
-                    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name,
-                                          progress=progress, device=device)
-                    f = run / "stats" / f"{name}.json"
-                    if not f.exists():
-                        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
-                                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
-                    rows.append(json.loads(f.read_text()))
-            cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final")
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            rows += [_train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
+                     for kind in p.kinds for seed in p.seeds]
+            cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final", device=device)
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
                 models, cc, tok, ts, **p.relie.ie_kwargs(progress=progress))) for t, ts in ie_tasks.items()}
             if not multi: ies[comp]["subjectverb"] = _whole([ies[comp][t] for t in tasks], "subjectverb", run / "ie" / cname / "subjectverb",
@@ -1443,7 +1484,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
             if len(comp) == 2:                     # RelIE vs RelDec of the latents with an effect
                 sv = sum(ie.ie for ie in ies[comp].values()) if multi else ies[comp]["subjectverb"].ie
                 live = (sv != 0).any(0)
-                ri, rd = rel_ie(sv)[live], rel_dec(cc)[live]
+                ri, rd = rel_ie(sv)[live], rel_dec(cc).cpu()[live]       # the effects' device: the CPU
                 pngs.append(save_figure(plot_relie_vs_reldec(ri, rd, f"{p.name} {label}: latents with an effect"),
                                         pd.DataFrame(dict(latent=live.nonzero()[:, 0].tolist(), relie=ri.tolist(), reldec=rd.tolist())),
                                         out_dir, f"relie_vs_reldec_{p.name}_{cname}"))
@@ -1535,6 +1576,62 @@ def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
     return atomic_write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
 
 
+# %% ../nbs/13_reproduce.ipynb #x007
+def _paper_run(p: PaperPreset, home: Path | None, data: PaperData) -> Path:
+    "Where a run of preset `p` on `data` keeps its finished pieces: one folder per preset and inputs."
+    return Path(home or ctt_home()) / "paper" / p.name / fingerprint((p, data))
+
+def paper_units(p: PaperPreset) -> list[tuple[tuple[str, ...], str, int]]:
+    "The preset's independent work, in order: one (comparison, kind, seed) per crosscoder."
+    return [(c, k, s) for c in p.comparisons for k in p.kinds for s in p.seeds]
+
+def parse_shard(text: str) -> tuple[int, int]:
+    "'i/N' as (i, N), with 0 <= i < N; else a ValueError that says the form."
+    try: i, n = (int(v) for v in text.split("/"))
+    except ValueError: raise ValueError(f"--shard takes i/N (part i of N, counted from 0), got {text!r}") from None
+    if not 0 <= i < n: raise ValueError(f"--shard {text}: need 0 <= i < N")
+    return i, n
+
+def _comparison_sources(p: PaperPreset, fam, comp: tuple[str, ...], device):
+    "The comparison's models on `device`, its training stream, its validation stream (the same scales) and its CE text."
+    from crosscoding_time.activations import ActivationStream
+    models = [load_model(fam, r, device=device) for r in comp]
+    hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
+    src = ActivationStream(hcfg, models=models)
+    val = ActivationStream(replace(hcfg, seed=7, split="validation", n_tokens=p.val_batches * p.train.batch_size), models=models,
+                           scales=src.scales)                         # held-out text, the training factors (§4.1)
+    return models, src, val, sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
+
+def _train_unit(p: PaperPreset, fam, comp, kind: str, seed: int, run: Path, models, src, val, ce_tokens,
+                progress: bool, device) -> dict:
+    "Train (or find) one crosscoder of the preset and its statistics row, both cached under `run`."
+    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
+    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
+    name = f"{kind}_s{seed}_{'_'.join(comp)}"
+    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name, progress=progress, device=device)
+    f = run / "stats" / f"{name}.json"
+    if not f.exists():
+        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
+                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
+    return json.loads(f.read_text())
+
+def run_shard(p: PaperPreset, shard: tuple[int, int], home: Path | None = None, data: PaperData = PaperData(),
+              progress: bool = True, device: str | None = None) -> list[str]:
+    "Train part `shard` = (i, N) of the preset's crosscoders (every N-th of `paper_units`, from the i-th); their names."
+    i, n = shard
+    data.check()
+    fam, run = get_family(p.family), _paper_run(p, home, data)
+    device = torch.device(device) if device else local_device()
+    mine = paper_units(p)[i::n]
+    print(f"paper preset {p.name!r}, shard {i}/{n}: {len(mine)} of {len(paper_units(p))} crosscoders on {device.type}")
+    with _local_text(fam.arch, data.text):
+        for comp in dict.fromkeys(c for c, _, _ in mine):
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            for _, kind, seed in [u for u in mine if u[0] == comp]:
+                _train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
+            del models, src, val
+    return [f"{k}_s{s}_{'_'.join(c)}" for c, k, s in mine]
+
 # %% ../nbs/13_reproduce.ipynb #c013
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ctt", description="crosscoding_time: features across pretraining checkpoints")
@@ -1549,6 +1646,9 @@ def _parser() -> argparse.ArgumentParser:
                    "1: one process, the caller's threads)")
     f.add_argument("--dry-run", action="store_true", help="print the plan and its cost (tokens, bytes, GPU memory, hours); "
                    "download and compute nothing")
+    f.add_argument("--json", action="store_true", help="paper presets, with --dry-run: the plan as one JSON object")
+    f.add_argument("--shard", default=None, metavar="i/N", help="paper presets: train only part i of N of the crosscoders "
+                   "(comparison x kind x seed) into the cache; a final run without --shard assembles the outputs")
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
     f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
@@ -1580,6 +1680,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
     if args.command is None: p.print_help(); return 0
+    if getattr(args, "json", False) and not (args.dry_run and args.preset in PAPER_PRESETS):
+        p.error(f"--json prints a paper preset's plan: use it with --dry-run and one of {', '.join(PAPER_PRESETS)}")
+    if getattr(args, "shard", None) and args.preset not in PAPER_PRESETS:
+        p.error(f"--shard splits a paper preset's crosscoders: use it with one of {', '.join(PAPER_PRESETS)}")
     home = None                                              # the cache a run writes to, once known
     try:
         if args.command == "presets":
@@ -1597,7 +1701,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(args.out), table.to_csv(index=False))
         elif args.command == "figures" and args.preset in PAPER_PRESETS:
-            if args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
+            if args.dry_run and args.json: print(json.dumps(plan_json(PAPER_PRESETS[args.preset]), indent=1))
+            elif args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
+            elif args.shard: run_shard(PAPER_PRESETS[args.preset], parse_shard(args.shard), Path(args.home) if args.home else None,
+                                       PaperData(args.blimp, args.multiblimp, args.text))
             else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
                             PaperData(args.blimp, args.multiblimp, args.text))
         elif args.command == "figures" and args.dry_run:

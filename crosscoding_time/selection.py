@@ -25,7 +25,8 @@ __all__ = ['PAPER_CURVES', 'accuracy_curves', 'sentence_activations', 'batch_cos
 
 # %% ../nbs/03_selection.ipynb #c006
 def accuracy_curves(family: Family, tasksets: dict[str, TaskSet], revisions: Sequence[str] | None = None,
-                    method: str = "sentence_ll", root: Path | None = None, progress: bool = True) -> pd.DataFrame:
+                    method: str = "sentence_ll", root: Path | None = None, progress: bool = True,
+                    device: str | torch.device = "cpu") -> pd.DataFrame:
     "Accuracy of each revision of `family` on each task set."
     if method not in ("sentence_ll", "next_token"):
         raise ValueError(f"unknown accuracy method {method!r}; use 'sentence_ll' or 'next_token'")
@@ -33,7 +34,7 @@ def accuracy_curves(family: Family, tasksets: dict[str, TaskSet], revisions: Seq
     revs = [family.revision(r) for r in (revisions or [r.name for r in family.revisions])]
     rows = []
     for rev in tqdm(revs, desc=f"accuracy {family.name}", disable=not progress):
-        model = load_model(family, rev.name, root=root)
+        model = load_model(family, rev.name, root=root, device=device)
         for task, ts in tasksets.items():
             rows.append(dict(family=family.name, revision=rev.name, tokens=rev.tokens, task=task,
                              accuracy=float(score(model, model.tokenizer, ts))))
@@ -53,8 +54,9 @@ def sentence_activations(model, tokenizer, sentences: Sequence[str], hook: str, 
     for i in range(0, n, batch_size):
         enc = tokenizer(list(sentences[i:i + batch_size]), add_special_tokens=False, padding=True,
                         padding_side="right", return_tensors="pt")
-        _, cache = model.run_with_cache(enc["input_ids"], names_filter=lambda name: name == hook)
-        acts = cache[hook][enc["attention_mask"].bool()].float()
+        dev = next(model.parameters()).device     # the model's: TransformerBridge passes its inputs on unmoved
+        _, cache = model.run_with_cache(enc["input_ids"].to(dev), names_filter=lambda name: name == hook)
+        acts = cache[hook][enc["attention_mask"].bool().to(dev)].float().cpu()   # kept on the CPU: one per grid revision
         out.append(torch.nn.functional.normalize(acts, dim=-1).half())
     return out
 
@@ -64,13 +66,13 @@ def batch_cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
 def activation_similarity(family: Family, sentences: Sequence[str], revisions: Sequence[str] | None = None,
                           hook: str | None = None, batch_size: int = 32, drop_last: bool = True,
-                          root: Path | None = None, progress: bool = True) -> pd.DataFrame:
+                          root: Path | None = None, progress: bool = True, device: str | torch.device = "cpu") -> pd.DataFrame:
     "Per-token cosine similarity of `hook` activations between every pair of revisions (tidy frame)."
     revs = [family.revision(r) for r in (revisions or [r.name for r in family.revisions])]
     hook = hook or default_hook(family.n_layers)
     acts = {}
     for rev in tqdm(revs, desc=f"activations {family.name}", disable=not progress):
-        model = load_model(family, rev.name, root=root)
+        model = load_model(family, rev.name, root=root, device=device)
         acts[rev.name] = sentence_activations(model, model.tokenizer, sentences, hook, batch_size, drop_last)
         del model
     rows = [dict(family=family.name, hook=hook, revision_a=a.name, tokens_a=a.tokens, revision_b=b.name,

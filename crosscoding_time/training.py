@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_training.ipynb #c004
 from __future__ import annotations
-import atexit, json, math, os, sys, time
+import atexit, contextlib, json, math, os, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
@@ -132,7 +132,7 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
     scales = torch.as_tensor(source.scales, dtype=torch.float32)
     cc_cfg = replace(cc_cfg, act_scales=tuple(scales.tolist()), checkpoints=tuple(source.revisions),
                      hook=source.hook, family=source.family)
-    if (out_dir / "final" / "config.json").exists(): return CrossCoder.from_pretrained(out_dir / "final")
+    if (out_dir / "final" / "config.json").exists(): return CrossCoder.from_pretrained(out_dir / "final", device=device)
     cc = CrossCoder(cc_cfg).to(device)
     opt = torch.optim.Adam(cc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     state_path, fp, start = out_dir / "train_state.pt", _state_fingerprint(cc_cfg, cfg), 0
@@ -159,7 +159,7 @@ def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir
         x = local_slice(next(batches), rank, world).to(device) * scales.to(device)[None, :, None]
         for g in opt.param_groups: g["lr"] = cfg.lr * lr_factor(step, cfg)
         if world > 1: _broadcast(cc.buffers())   # BatchTopK's threshold and dead counts: rank 0's, as DDP does
-        with torch.autocast(**amp):
+        with torch.autocast(**amp) if amp["enabled"] else contextlib.nullcontext():   # autocast knows only some devices
             out = cc.losses(x, l1_coeff=cc_cfg.l1_coeff * l1_factor(step, cfg), step=step, sparse_below=cfg.sparse_below)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()

@@ -82,6 +82,25 @@ def test_paper_preset_dry_run_downloads_nothing(tmp_path):
         assert ckpt in r.stdout and "GPU-hours" in r.stdout and "peak GPU memory" in r.stdout, r.stdout
         assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))
 
+def test_paper_preset_dry_run_json(tmp_path):
+    "`--dry-run --json` prints the plan as one JSON object, offline (issue 19): what `run_paper` does, priced honestly."
+    import json
+    r = subprocess.run([*_exe(), "figures", "--preset", "pythia-1b", "--dry-run", "--json"], capture_output=True, text=True,
+                       timeout=600, env={**os.environ, "CTT_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    js = json.loads(r.stdout)
+    assert {"gpu_hours", "peak_gpu_memory_gb", "disk_gb", "download_gb", "gpu", "utilisation"} <= set(js)
+    assert js["gpu"] == "A100 80GB" and 0 < js["utilisation"] <= 1
+    assert {s["name"] for s in js["stages"]} >= {"accuracy", "similarity", "harvest", "crosscoder", "evaluation", "relie"}
+    assert abs(js["gpu_hours"] - sum(s["gpu_hours"] for s in js["stages"])) < 1e-6 * js["gpu_hours"]
+    assert [c["crosscoder_flops_per_run"] for c in js["comparisons"]] == \
+           [6 * 400_000_000 * 2 * len(c["revisions"]) * 2048 * 16_384 for c in js["comparisons"]]
+    assert [c["revisions"] for c in js["comparisons"]] == [["step64", "step512"], ["step512", "step2000"],
+                                                           ["step2000", "main"], ["step512", "step2000", "main"]]
+    assert all(c["harvest_passes"] == 6 for c in js["comparisons"])    # today: each of 2 kinds x 3 seeds harvests again
+    r = subprocess.run([*_exe(), "figures", "--preset", "tiny", "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--json prints a paper preset's plan" in r.stderr
+
 def _first_crossing(acc: pd.DataFrame, task: str, level: float) -> int:
     "Index (in tokens order) of the first checkpoint where `task` reaches `level`."
     g = acc[acc.task == task].sort_values("tokens").reset_index(drop=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from crosscoding_time.reproduce import PAPER_PRESETS, offline_hub_twins, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
@@ -14,14 +15,17 @@ from crosscoding_time.world import (World, WorldConfig, MultiWorldConfig, LANGS,
                                     make_multiblimp, phenomena_of, atomic_write_text)
 
 _RUN = """
-import sys
+import contextlib, sys
 from pathlib import Path
 from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_paper, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
-name, out, home, data = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+name, out, home, data, device = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5] or None
 p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
 local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}   # what this preset's tasks need
-run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False)
+ctx = contextlib.nullcontext()
+if device == "lazy":                      # a second device on the CPU (tests/second_device.py)
+    sys.path.insert(0, sys.argv[6]); from second_device import lazy_device; ctx = lazy_device()
+with ctx: run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False, device=device)
 """
 
 def _offline_data(name: str, tmp: Path) -> Path:
@@ -46,15 +50,32 @@ def _offline_data(name: str, tmp: Path) -> Path:
     offline_hub_twins(p, tmp / "hub", tokenizer=world.tokenizer)
     return data
 
-def _run(name: str, tmp: Path) -> Path:
-    data = _offline_data(name, tmp)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_HUB_CACHE": str(tmp / "hub"), "HF_HOME": str(tmp / "hf")}
-    r = subprocess.run([sys.executable, "-c", _RUN, name, str(tmp / "figures"), str(tmp / "home"), str(data)],
+def _env(tmp: Path) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_CACHE": str(tmp / "hub"), "HF_HOME": str(tmp / "hf")}
+
+def _run(name: str, tmp: Path, device: str = "") -> Path:
+    "Run the shrunk preset `name` offline in a subprocess on `device` ('': `local_device()`, CUDA where there is one)."
+    data = tmp / "data" if (tmp / "data").is_dir() else _offline_data(name, tmp)
+    env = _env(tmp)
+    r = subprocess.run([sys.executable, "-c", _RUN, name, str(tmp / "figures"), str(tmp / "home"), str(data), device,
+                        str(Path(__file__).parent)],
                        capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert f"paper preset {name!r}" in r.stdout                      # the plan and its cost come first
+    assert f"every stage on {device or ('cuda' if torch.cuda.is_available() else 'cpu')}" in r.stdout, r.stdout[-3000:]
     return tmp / "figures" / name
+
+_SHARD = """
+import sys
+from pathlib import Path
+from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_shard, shrink, parse_shard
+from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
+name, home, data, shard = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
+local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}
+print(run_shard(p, parse_shard(shard), home, PaperData(**local, text=str(data / "text.jsonl")), progress=False))
+"""
 
 def _check_common(out: Path, name: str):
     p = PAPER_PRESETS[name]
@@ -113,3 +134,42 @@ def test_bloom_1b1_offline_end_to_end(tmp_path):
         assert set(ov.lang_a) == set(LANGS) and (ov.n_a <= 20).all() and (ov.overlap <= ov[["n_a", "n_b"]].min(axis=1)).all()
     assert len(list(out.glob("overlap_2way_*_bloom-1b1_*.png"))) == len(two) * 3 * len(PAPER_PRESETS["bloom-1b1"].relie.k)
     assert "CLAMS" in (out / "REPORT.md").read_text()
+
+@pytest.mark.slow
+def test_pythia_1b_on_a_second_device(tmp_path):
+    """Every stage on one device that is not the CPU (issue 19): the lazy backend refuses, as CUDA does, any op that
+    mixes its tensors with CPU ones, so a tensor left on the CPU (CE tokens, scales, a crosscoder loaded to the CPU)
+    fails here as it would on a GPU."""
+    out = _run("pythia-1b", tmp_path, "lazy")
+    _check_common(out, "pythia-1b")
+
+@pytest.mark.gpu
+def test_pythia_1b_on_cuda(tmp_path):
+    "The shrunk Pythia preset end to end on CUDA (run with --gpu on a machine with one)."
+    out = _run("pythia-1b", tmp_path, "cuda")
+    _check_common(out, "pythia-1b")
+
+@pytest.mark.slow
+def test_shards_assembled_equal_one_run(tmp_path):
+    "`--shard 0/2` and `1/2` train disjoint halves of the crosscoders; a plain run then trains none and writes what one run does."
+    from safetensors.torch import load_file
+    one, parts = _run("pythia-1b", tmp_path / "one"), tmp_path / "parts"
+    data = _offline_data("pythia-1b", parts)
+    trained = []
+    for shard in ("0/2", "1/2"):
+        r = subprocess.run([sys.executable, "-c", _SHARD, "pythia-1b", str(parts / "home"), str(data), shard],
+                           capture_output=True, text=True, env=_env(parts), timeout=1200)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+        trained.append(eval(r.stdout.strip().splitlines()[-1]))
+    units = len(PAPER_PRESETS["pythia-1b"].comparisons) * 2                 # x kinds, one seed when shrunk
+    assert not set(trained[0]) & set(trained[1]) and len(trained[0]) + len(trained[1]) == units
+    done = {f: f.stat().st_mtime_ns for f in (parts / "home").rglob("crosscoders/*/final/model.safetensors")}
+    assert len(done) == units
+    out = _run("pythia-1b", parts)
+    assert {f: f.stat().st_mtime_ns for f in done} == done                   # the plain run trained none again
+    a, b = pd.read_csv(one / "crosscoder_stats.csv"), pd.read_csv(out / "crosscoder_stats.csv")
+    pd.testing.assert_frame_equal(a, b)
+    for name in trained[0] + trained[1]:
+        wa, wb = [load_file(next((t / "home" / "paper" / "pythia-1b").glob(f"*/crosscoders/{name}/final/*.safetensors")))
+                  for t in (tmp_path / "one", parts)]
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name
