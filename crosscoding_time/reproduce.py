@@ -47,14 +47,15 @@ from .linguistic import (annotation_table, annotation_markdown, group_tally, kin
                                          agreement_latents, plot_kind_shares, tally_markdown)
 
 # %% auto #0
-__all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'CORRECTIONS', 'PAPER_PRESETS', 'CrosscoderPlan',
-           'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset', 'get_preset', 'estimate_cost',
-           'pretrain_root', 'pretrain_configs', 'default_jobs', 'pretrain_all', 'preset_tasksets', 'comparisons',
-           'crosscoder_stats', 'stats_table_markdown', 'relie_stage', 'features_stage', 'invalidate', 'run_lock',
-           'run_figures', 'corrections_stage', 'corrections_markdown', 'multilingual_stage', 'factorial_stage',
-           'write_report', 'Accelerator', 'PaperPreset', 'paper_grid', 'harvest_passes', 'crosscoder_flops',
-           'train_memory', 'plan_cost', 'plan_json', 'format_plan', 'PaperData', 'paper_tasks', 'shrink',
-           'offline_hub_twins', 'run_paper', 'paper_outputs', 'write_paper_report', 'paper_units', 'parse_shard',
+__all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'CORRECTIONS', 'PAPER_PRESETS', 'CLAMS_SET',
+           'CLAMS_URL', 'CrosscoderPlan', 'RelIEPlan', 'FeaturesPlan', 'FactorialPlan', 'MultilingualPlan', 'Preset',
+           'get_preset', 'estimate_cost', 'pretrain_root', 'pretrain_configs', 'default_jobs', 'pretrain_all',
+           'preset_tasksets', 'comparisons', 'crosscoder_stats', 'stats_table_markdown', 'relie_stage',
+           'features_stage', 'invalidate', 'run_lock', 'run_figures', 'corrections_stage', 'corrections_markdown',
+           'multilingual_stage', 'factorial_stage', 'write_report', 'ClamsPlan', 'Accelerator', 'PaperPreset',
+           'paper_grid', 'harvest_passes', 'crosscoder_flops', 'train_memory', 'plan_cost', 'plan_json', 'format_plan',
+           'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs',
+           'write_paper_report', 'clams_dir', 'paper_clams', 'clams_accuracy', 'paper_units', 'parse_shard',
            'run_shard', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
@@ -1101,6 +1102,22 @@ def _multilingual_report(preset: Preset, out_dir: Path) -> list[str]:
                              "factorial_effects.csv"), _PAPER_SAYS["factorial"], found))
     return secs
 
+# %% ../nbs/13_reproduce.ipynb #clamsr2
+from .checkpoints import BLOOM_STEPS
+from .tasks import CLAMS_TASKS
+
+@dataclass(frozen=True)
+class ClamsPlan:
+    "BLOOM's CLAMS check: accuracy over the CLAMS grid, a WikiText-2 perplexity per revision, IE on the capped set."
+    grid: tuple[str, ...] = (*(f"global_step{s}" for s in BLOOM_STEPS), "main")  # the CLAMS plot's 9 revisions (400k included)
+    langs: tuple[str, ...] = ("en", "fr")   # reference `utils.py`, `load_clams`
+    tasks: tuple[str, ...] = CLAMS_TASKS    # the seven constructions, each a `{lang}_{task}.jsonl` of `data/clams_data/`
+    pairs: int = 0                          # pairs per task scored per revision; 0: every row (the lm-eval YAMLs)
+    ppl_block: int = 512                    # `model_bloom_lmodeling_verification.py`: 512-token blocks,
+    ppl_batch: int = 8                      # 8 per batch,
+    ppl_fraction: float = 0.1               # on `test[:10%]` of WikiText-2 raw
+    collapse: float = 100.0                 # flagged: perplexity above this many times the grid's median (`collapsed`)
+
 # %% ../nbs/13_reproduce.ipynb #b2244557
 @dataclass(frozen=True)
 class Accelerator:
@@ -1135,6 +1152,7 @@ class PaperPreset:
     ce_seqs: int = 240                           # §4.2: ΔCE on 30 batches x 8 sequences
     batchtopk: tuple[tuple[str, object], ...] = ()  # overrides of the BatchTopK config (§3.6 defaults: K=200, ...)
     cards: FeaturesPlan = FeaturesPlan()         # §8: feature cards on 500 sequences of the LM text, seed 42
+    clams: ClamsPlan | None = None               # BLOOM: the CLAMS accuracy, perplexity flag and IE set; None: no CLAMS
 
 def paper_grid(p: PaperPreset) -> tuple[list[str], list[str]]:
     """The revisions `run_paper` scores for accuracy and similarity, and the crosscoder checkpoints it marks on them:
@@ -1154,7 +1172,8 @@ def paper_grid(p: PaperPreset) -> tuple[list[str], list[str]]:
 def _paper(name, family, comps, hook, vocab, heads, ie_n, pairs, data):
     return PaperPreset(name, family, comps, PAPER_GRIDS[family], hook, vocab, heads, ie_n, pairs, data,
                        harvest=HarvestConfig(family, PAPER_CHECKPOINTS[family][:1], hook=hook),
-                       cards=FeaturesPlan(n_seqs=600 if family == "bloom-1b1" else 500))  # §8: BLOOM's set has 600
+                       cards=FeaturesPlan(n_seqs=600 if family == "bloom-1b1" else 500),  # §8: BLOOM's set has 600
+                       clams=ClamsPlan() if family == "bloom-1b1" else None)
 
 _OLMO = PAPER_CHECKPOINTS["olmo-1b-0724"]
 PAPER_PRESETS = {
@@ -1297,15 +1316,20 @@ class PaperData:
     multiblimp: str | None = None   # a directory of `<lang>/data.tsv` (MultiBLiMP's layout); None: the hub
     text: str | None = None         # JSON-lines file(s) (a glob), one document per line in a `text` field; None: the hub text
     val_text: str | None = None     # the same for the validation split; None: dealt from `text` by document hash
+    clams: str | None = None        # BLOOM: a directory of the reference's `{lang}_{task}.jsonl` (data/clams_data); None: fetched
+    wikitext: str | None = None     # BLOOM: WikiText-2 raw test split, the hub's parquet or `wiki.test.raw`; None: the hub
 
     def check(self) -> None:
         "Every local part exists (checked before anything is downloaded)."
         import glob
         for what, path, kind in (("BLiMP", self.blimp, "a directory of <paradigm>.jsonl files"),
-                                 ("MultiBLiMP", self.multiblimp, "a directory of <lang>/data.tsv")):
+                                 ("MultiBLiMP", self.multiblimp, "a directory of <lang>/data.tsv"),
+                                 ("CLAMS", self.clams, "a directory of the reference's <lang>_<task>.jsonl files")):
             if path is not None and not Path(path).is_dir(): raise FileNotFoundError(f"{what} directory {path} does not exist; pass {kind}")
         if self.text is not None and not glob.glob(self.text):
             raise FileNotFoundError(f"no text file matches {self.text}; pass JSON-lines file(s) with a 'text' field per document")
+        if self.wikitext is not None and not Path(self.wikitext).is_file():
+            raise FileNotFoundError(f"WikiText-2 file {self.wikitext} does not exist; pass the hub's wikitext-2-raw-v1 test parquet or wiki.test.raw")
 
 @contextlib.contextmanager
 def _local_text(arch: str, files: str | None, val_files: str | None = None):
@@ -1353,7 +1377,8 @@ def shrink(p: PaperPreset, rows: int = 4096, d_dict: int = 128, seq_len: int = 3
                    train=replace(p.train, n_tokens=rows, batch_size=batch, save_every=8, log_every=4, lr=1e-3),
                    batchtopk=(("k", 8), ("k_init", 32), ("k_anneal_steps", rows // batch // 2),
                               ("threshold_start_step", 2), ("dead_tokens", rows)),
-                   cards=replace(p.cards, n_seqs=16, seq_len=seq_len, contexts=3))
+                   cards=replace(p.cards, n_seqs=16, seq_len=seq_len, contexts=3),
+                   clams=p.clams and replace(p.clams, pairs=ie_examples, ppl_block=seq_len))
 
 def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layers: int | None = None, d_model: int = 32) -> Path:
     "Random-weight models of `p`'s real architecture, shrunk to `n_layers` x `d_model`, in a hub cache with one ref per revision."
@@ -1362,7 +1387,7 @@ def offline_hub_twins(p: PaperPreset, cache: Path | str, tokenizer=None, n_layer
     from crosscoding_time.checkpoints import tiny_bpe_tokenizer
     fam, tok = get_family(p.family), tokenizer or tiny_bpe_tokenizer()
     n_layers = n_layers or int(p.hook.split(".")[1]) + 1
-    revs = list(dict.fromkeys(["main", *p.grid, *(r for c in p.comparisons for r in c)]))
+    revs = list(dict.fromkeys(["main", *p.grid, *(r for c in p.comparisons for r in c), *(p.clams.grid if p.clams else ())]))
     for repo in dict.fromkeys([fam.repo_id, fam.tokenizer_repo]):
         rd = Path(cache) / ("models--" + repo.replace("/", "--"))
         for i, rev in enumerate(revs):
@@ -1448,6 +1473,10 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         plot_acc = plot_accuracy_multilingual if multi else plot_accuracy
         pngs += [save_figure(plot_acc(acc, selected=marked), acc, out_dir, f"accuracy_{p.name}"),
                  save_figure(plot_similarity(sim, selected=marked), sim, out_dir, f"similarity_{p.name}")]
+        clams = paper_clams(p, tok, data, home) if p.clams else None   # BLOOM: CLAMS accuracy on its grid, perplexity-checked
+        if clams:
+            pngs.append(clams_accuracy(p, fam, tok, clams, data, run, out_dir, marked, progress, device))
+            clams_ie = clams_all_all(clams, p.clams.langs)[:p.ie_examples]
         # §3-§5: per comparison, every crosscoder, its statistics, and the IE of the first seed's L1 crosscoder
         rows, ies, ablations = [], {}, []
         ie_tasks = {t: ts[:p.ie_examples] for t, ts in tasks.items()}
@@ -1481,6 +1510,8 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
                 df = annotation_csv(ie, cc, top_k_union(ie.ie, p.relie.k[0])[1], None, label, f"{p.name}/l1_s{p.seeds[0]}_{cname}",
                                     task_category="multiblimp" if multi else "subjectverb")
                 atomic_write_text(out_dir / "annotations" / f"latents_{p.name}_{cname}_{t}_topk{p.relie.k[0]}.csv", df.to_csv(index=False))
+            if clams:                              # §7.3's CLAMS tables: the same CSV on the capped CLAMS set
+                _clams_annotation(p, tok, models, cc, clams_ie, run / "ie" / cname, out_dir, label, cname, progress)
             if len(comp) == 2:                     # RelIE vs RelDec of the latents with an effect
                 sv = sum(ie.ie for ie in ies[comp].values()) if multi else ies[comp]["subjectverb"].ie
                 live = (sv != 0).any(0)
@@ -1554,8 +1585,15 @@ def paper_outputs(p: PaperPreset) -> list[tuple[str, str, tuple[str, ...]]]:
              (f"ablation_table_{n}.md", f"ablation_table_{n}.csv", f"ablation_latents_{n}.csv")),
             ("Appendix E: RelIE vs RelDec per 2-way crosscoder (confusion matrix, histograms, scatter)", "§9",
              (f"relie_vs_reldec_{n}_*.png",))]
-    if multi:
-        out.append(("CLAMS accuracy with `global_step400000` and `main` (the WikiText-2 perplexity flag)", "§2.2, §9", ()))
+    if p.clams:
+        pairs = [c for c in p.comparisons if len(c) == 2]
+        out += [(f"CLAMS accuracy over the {len(p.clams.grid)} checkpoints, `global_step400000` and `main` among them, each "
+                 "flagged by its WikiText-2 perplexity (`perplexity`, `collapsed` columns)", "§2.2, §9",
+                 (f"accuracy_clams_{n}.png", f"accuracy_clams_{n}.csv")),
+                ("CLAMS 3-way annotation table: the annotation CSV of the triplet on the capped CLAMS set (`clams-all-all`)",
+                 "§7.3", (f"annotations/latents_{n}_{trip}_{CLAMS_SET}_topk{p.relie.k[0]}.csv",)),
+                ("CLAMS 2-way annotation tables: the annotation CSV of each 2-way crosscoder on `clams-all-all`", "§7.3",
+                 tuple(f"annotations/latents_{n}_{'_'.join(c)}_{CLAMS_SET}_topk{p.relie.k[0]}.csv" for c in pairs))]
     return out
 
 def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
@@ -1575,6 +1613,69 @@ def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
         lines.append(f"| {what} | {where} | {cell} |")
     return atomic_write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
 
+
+# %% ../nbs/13_reproduce.ipynb #clamsr5
+from .world import atomic_write
+from .tasks import TaskSet, load_clams, clams_all_all
+from .selection import wikitext2_rows, perplexity, collapsed, plot_accuracy_checked
+
+CLAMS_SET = "clams-all-all"   # the reference's name of the capped all-task set (`utils.py`, `load_task_dataset`)
+CLAMS_URL = ("https://raw.githubusercontent.com/bayazitdeniz/crosscoding-through-time/"
+             "35d48e683781576c776a3fbbaac54b7d63d1b67a/data/clams_data/{name}.jsonl")   # the processed files it ships
+
+def clams_dir(p: PaperPreset, data: PaperData = PaperData(), home: Path | None = None) -> Path:
+    "The directory of `p`'s CLAMS files: `data.clams`, else the reference's, downloaded once into `<home>/data/clams_data`."
+    if data.clams: return Path(data.clams)
+    import urllib.request
+    d = Path(home or ctt_home()) / "data" / "clams_data"
+    for name in (f"{l}_{t}" for l in p.clams.langs for t in p.clams.tasks):
+        if (d / f"{name}.jsonl").exists(): continue
+        try: atomic_write(d / f"{name}.jsonl", lambda tmp: urllib.request.urlretrieve(CLAMS_URL.format(name=name), tmp))
+        except OSError as e: raise ConnectionError(f"cannot fetch {CLAMS_URL.format(name=name)} ({e}); offline, pass "
+                                                   "PaperData(clams=...) a directory of the reference's data/clams_data files") from e
+    return d
+
+def paper_clams(p: PaperPreset, tokenizer, data: PaperData = PaperData(), home: Path | None = None) -> dict[str, TaskSet]:
+    "`p`'s CLAMS task sets, `{lang}_{task}` -> `TaskSet`, converted with the family's tokenizer."
+    d = clams_dir(p, data, home)
+    files = {f"{l}_{t}": d / f"{l}_{t}.jsonl" for t in p.clams.tasks for l in p.clams.langs}
+    missing = [f.name for f in files.values() if not f.is_file()]
+    if missing: raise FileNotFoundError(f"{d} lacks {missing}: PaperData.clams must hold the reference's processed CLAMS "
+                                        "files (data/clams_data), one {lang}_{task}.jsonl per language and task")
+    out = {name: load_clams(f, tokenizer=tokenizer) for name, f in files.items()}
+    empty = [n for n, ts in out.items() if len(ts) == 0]
+    if empty: raise ValueError(f"no CLAMS pair of {empty} survived the conversion with this tokenizer: {out[empty[0]].report}")
+    return out
+
+def clams_accuracy(p: PaperPreset, fam, tok, clams: dict[str, TaskSet], data: PaperData, run: Path, out_dir: Path,
+                   marked: Sequence[str] = (), progress: bool = True, device: str = "cpu") -> Path:
+    "CLAMS accuracy and WikiText-2 perplexity of each revision of `p.clams.grid`, collapse flagged: `accuracy_clams_<preset>`."
+    plan = p.clams
+    tasks = {t: ts[:plan.pairs] if plan.pairs else ts for t, ts in clams.items()}
+    def score():
+        text, rows = wikitext2_rows(data.wikitext, plan.ppl_fraction), []
+        for r in tqdm(plan.grid, desc=f"{p.name} CLAMS and perplexity", disable=not progress):
+            model = load_model(fam, r, device=device)
+            ppl = perplexity(model, tok, text, plan.ppl_block, plan.ppl_batch)
+            rows += [dict(family=fam.name, revision=r, tokens=fam.revision(r).tokens, task=a.task, n=a.n, accuracy=a.accuracy,
+                          perplexity=ppl) for a in score_tasks(model, tok, tasks, "sentence_ll").itertuples()]
+            del model
+        return pd.DataFrame(rows)
+    df = _cached_csv(run / "clams_accuracy.csv", score, False)
+    df["collapsed"] = df.revision.map(collapsed(df.drop_duplicates("revision").set_index("revision").perplexity, plan.collapse))
+    fig = plot_accuracy_checked(df, [m for m in marked if m in plan.grid], f"{p.name}: CLAMS accuracy\ncollapsed in red: "
+                                f"WikiText-2 perplexity > {plan.collapse:g}x the median")
+    return save_figure(fig, df, out_dir, f"accuracy_clams_{p.name}")
+
+def _clams_annotation(p: PaperPreset, tok, models, cc, pairs: TaskSet, ie_dir: Path, out_dir: Path, label: str, cname: str,
+                      progress: bool = False) -> Path:
+    "The reference's annotation CSV (§8) of one crosscoder's top-k union on the capped CLAMS set."
+    ie = _cached_effects(ie_dir / CLAMS_SET, lambda: replace(indirect_effects(
+        models, cc, tok, pairs, steps=p.relie.steps, threshold=p.relie.threshold, aggregation=p.relie.aggregation,
+        batch_size=p.relie.batch_size, progress=progress), task=CLAMS_SET))
+    k = p.relie.k[0]
+    df = annotation_csv(ie, cc, top_k_union(ie.ie, k)[1], None, label, f"{p.name}/l1_s{p.seeds[0]}_{cname}", task_category="clams")
+    return atomic_write_text(Path(out_dir) / "annotations" / f"latents_{p.name}_{cname}_{CLAMS_SET}_topk{k}.csv", df.to_csv(index=False))
 
 # %% ../nbs/13_reproduce.ipynb #x007
 def _paper_run(p: PaperPreset, home: Path | None, data: PaperData) -> Path:

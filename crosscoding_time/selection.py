@@ -19,8 +19,9 @@ from .tasks import TaskSet, accuracy_sentence_ll, accuracy_next_token
 from .checkpoints import Family, load_model, default_hook, get_family
 
 # %% auto #0
-__all__ = ['PAPER_CURVES', 'accuracy_curves', 'sentence_activations', 'batch_cosine', 'activation_similarity', 'tokens_short',
-           'plot_accuracy', 'similarity_matrix', 'plot_similarity', 'save_figure', 'select_checkpoints',
+__all__ = ['WIKITEXT2', 'COLLAPSE_FACTOR', 'PAPER_CURVES', 'accuracy_curves', 'sentence_activations', 'batch_cosine',
+           'activation_similarity', 'tokens_short', 'plot_accuracy', 'similarity_matrix', 'plot_similarity',
+           'save_figure', 'wikitext2_rows', 'perplexity', 'collapsed', 'plot_accuracy_checked', 'select_checkpoints',
            'select_checkpoints_both', 'paper_curves']
 
 # %% ../nbs/03_selection.ipynb #c006
@@ -143,6 +144,80 @@ def save_figure(fig, df: pd.DataFrame, out_dir: Path, name: str) -> Path:
     atomic_write(out_dir / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=130))
     plt.close(fig)
     return out_dir / f"{name}.png"
+
+# %% ../nbs/03_selection.ipynb #ppl02
+import torch.nn.functional as F
+from .tasks import logits_of
+
+WIKITEXT2 = ("Salesforce/wikitext", "wikitext-2-raw-v1")  # the reference's `wikitext`, as the hub now names it
+
+def wikitext2_rows(path: str | Path | None = None, # a local copy: the hub's test parquet or `wiki.test.raw`; None: the hub
+                   fraction: float = 0.1, # the leading share of the test split's rows (the reference: `test[:10%]`)
+                  ) -> list[str]:
+    "The rows of WikiText-2's raw test split that the reference's perplexity check reads."
+    if path is None:
+        from datasets import load_dataset   # imported here: only this path needs the hub
+        rows = load_dataset(*WIKITEXT2, split="test")["text"]
+    else:
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"{path} does not exist; pass WikiText-2's raw test split: the hub's "
+                                                       "test-00000-of-00001.parquet (a 'text' column) or wiki.test.raw")
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+            if "text" not in df: raise ValueError(f"{path} has no 'text' column (it has {list(df.columns)}); pass the hub's wikitext-2-raw-v1 test parquet")
+            rows = df["text"].tolist()
+        else: rows = [l if l.strip() else "" for l in path.read_text(encoding="utf-8").splitlines(keepends=True)]
+    return rows[:round(len(rows) * fraction)]   # `datasets` rounds a percent slice to the closest row
+
+@torch.no_grad()
+def perplexity(model, tokenizer, texts: Sequence[str], block_size: int = 512, batch_size: int = 8) -> float:
+    "Mean over batches of exp(mean next-token loss) on `texts` joined and cut into blocks (the reference's WikiText-2 check)."
+    ids = [i for row in tokenizer(list(texts))["input_ids"] for i in row]   # the tokenizer's defaults, as the reference
+    n = len(ids) // block_size
+    if n == 0: raise ValueError(f"the texts hold {len(ids)} tokens, not one block of {block_size}; pass more text or a smaller block_size")
+    dev = next(model.parameters()).device
+    blocks = torch.tensor(ids[:n * block_size]).view(n, block_size)
+    ppl = []
+    for b in blocks.split(batch_size):
+        b = b.to(dev)
+        logits = logits_of(model, b, torch.ones_like(b))[:, :-1].float()
+        ppl.append(F.cross_entropy(logits.flatten(0, 1), b[:, 1:].flatten()).exp().item())
+    return float(np.mean(ppl))
+
+COLLAPSE_FACTOR = 100.0   # collapsed: perplexity above this many times the median of the checkpoints scored
+
+def collapsed(ppl: pd.Series, factor: float = COLLAPSE_FACTOR) -> pd.Series:
+    "True where a checkpoint's perplexity is above `factor` times the median over all the checkpoints in `ppl`."
+    if len(ppl) < 3: raise ValueError(f"{len(ppl)} perplexities: a median needs at least 3 checkpoints to stand for the working ones")
+    return ppl > factor * ppl.median()
+
+# %% ../nbs/03_selection.ipynb #ppl06
+def plot_accuracy_checked(df: pd.DataFrame, selected: Sequence[str] = (), title: str | None = None):
+    """Accuracy over checkpoints, each `collapsed` one shaded red with its `perplexity`; tasks named `{lang}_{name}` get
+    one colour per name and one line style per language (BLOOM's CLAMS figure: 7 constructions x en/fr)."""
+    import matplotlib.pyplot as plt
+    order = df.drop_duplicates("revision").sort_values("tokens").reset_index(drop=True)
+    x = {r: i for i, r in enumerate(order.revision)}
+    split = {t: t.partition("_")[::2] for t in df.task.unique()}
+    names, langs = list(dict.fromkeys(n for _, n in split.values())), list(dict.fromkeys(l for l, _ in split.values()))
+    colour = {n: plt.get_cmap("tab10").colors[i % 10] for i, n in enumerate(names)}
+    style = {l: ("-", "--", ":", "-.")[i % 4] for i, l in enumerate(langs)}
+    fig, ax = plt.subplots(figsize=(min(14, max(7, 0.4 * len(x))), 5))
+    for t, g in df.groupby("task", sort=False):
+        g = g.sort_values("tokens")
+        ax.plot([x[r] for r in g.revision], g.accuracy, style[split[t][0]], marker="o", ms=3, color=colour[split[t][1]], label=t)
+    for r in selected: ax.axvline(x[r], color="purple", ls="--", lw=1.2)
+    for i, r in order[order.collapsed.astype(bool)].iterrows():
+        ax.axvspan(i - 0.4, i + 0.4, color="red", alpha=0.15, lw=0)
+        ax.text(i, 0.02, f"collapsed\nppl {r.perplexity:,.0f}", color="red", ha="center", va="bottom", fontsize=7)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(x)), _tick_labels(order.tokens), rotation=60, fontsize=8)
+    for i in order.index[order.collapsed.astype(bool)]: ax.get_xticklabels()[i].set_color("red")
+    ax.set(xlabel="tokens seen", ylabel="accuracy", ylim=(0, 1.02),
+           title=title or f"{df.family.iloc[0]}: accuracy; collapsed checkpoints in red")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))   # 14 lines: beside the axes, not over them
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/03_selection.ipynb #c019
 def select_checkpoints(acc: pd.DataFrame, sim: pd.DataFrame | None = None, chance: float = 0.6,

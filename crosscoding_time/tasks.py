@@ -2,11 +2,11 @@
 
 # %% auto #0
 __all__ = ['SKIP_LENGTHS', 'SKIP_LONG', 'SKIP_IDENTICAL', 'SKIP_EMPTY_PREFIX', 'SKIP_EXTENDS', 'SKIP_TWO_PREFIX', 'SKIP_FLAGGED',
-           'BLIMP_SV_TASKS', 'BLIMP_FIELDS', 'CLAMS_FIELDS', 'MULTIBLIMP_FIELDS', 'SCORERS', 'MinimalPair',
-           'ConversionReport', 'TaskSet', 'fit_answers', 'to_prefix_answer', 'to_prefix_answer_words',
-           'blimp_from_hub_row', 'blimp_hub_records', 'load_blimp', 'load_clams', 'load_multiblimp', 'logits_of',
-           'sentence_logprob', 'sentence_ll_margin', 'accuracy_sentence_ll', 'next_token_margin', 'accuracy_next_token',
-           'score_tasks']
+           'BLIMP_SV_TASKS', 'BLIMP_FIELDS', 'CLAMS_FIELDS', 'CLAMS_TASKS', 'CLAMS_CAPS', 'CLAMS_CAP',
+           'MULTIBLIMP_FIELDS', 'SCORERS', 'MinimalPair', 'ConversionReport', 'TaskSet', 'fit_answers',
+           'to_prefix_answer', 'to_prefix_answer_words', 'blimp_from_hub_row', 'blimp_hub_records', 'load_blimp',
+           'load_clams', 'seeded_shuffle', 'clams_all_all', 'load_multiblimp', 'logits_of', 'sentence_logprob',
+           'sentence_ll_margin', 'accuracy_sentence_ll', 'next_token_margin', 'accuracy_next_token', 'score_tasks']
 
 # %% ../nbs/01_tasks.ipynb #c005
 import csv
@@ -409,6 +409,29 @@ def load_clams(path, # a processed CLAMS .jsonl (`en_prep_anim.jsonl`) or a raw 
         rows, to_pair = _jsonl_rows(path, CLAMS_FIELDS), _clams_processed_pair
     else: rows, to_pair = _clams_raw_rows(path), _clams_raw_pair
     return _convert(rows, lambda r, w, n: to_pair(r, w, n, tokenizer, task, lang), task)
+
+# %% ../nbs/01_tasks.ipynb #clams02
+import numpy as np
+
+CLAMS_TASKS = ('long_vp_coord', 'obj_rel_across_anim', 'obj_rel_within_anim', 'prep_anim', 'simple_agrmt', 'subj_rel',
+               'vp_coord')  # CLAMS's seven constructions, in the reference's order (`utils.py`, `load_clams`)
+CLAMS_CAPS = {'long_vp_coord': 300, 'simple_agrmt': 80}  # pairs kept per task and language; 400 for the others (ibid.)
+CLAMS_CAP = 400
+
+def seeded_shuffle(items: list, seed: int = 42) -> list:
+    "`items` in the order Hugging Face `Dataset.shuffle(seed=seed)` puts them."
+    return [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
+
+def clams_all_all(tasksets: Mapping[str, TaskSet], # `{lang}_{task}` -> `TaskSet`, as `load_clams` names them
+                  langs: tuple[str, ...] = ('en', 'fr'), # the reference's language order
+                  seed: int = 42, # both shuffles' seed
+                 ) -> TaskSet:
+    "The reference's capped all-task IE set `clams-all-all` of the CLAMS task sets given."
+    bad = [t for t in tasksets if t.partition('_')[0] not in langs or t.partition('_')[2] not in CLAMS_TASKS]
+    if bad: raise ValueError(f"{bad} are not CLAMS task sets of {langs}: name them '{{lang}}_{{task}}' with a task of {CLAMS_TASKS}")
+    pairs = [p for task in CLAMS_TASKS for lang in langs if f'{lang}_{task}' in tasksets
+             for p in seeded_shuffle(list(tasksets[f'{lang}_{task}']), seed)[:CLAMS_CAPS.get(task, CLAMS_CAP)]]
+    return TaskSet('clams-all-all', seeded_shuffle(pairs, seed))
 
 # %% ../nbs/01_tasks.ipynb #c067
 MULTIBLIMP_FIELDS = ('sen', 'wrong_sen', 'phenomenon')  # the columns the paper uses (PAPER.md §6.3)

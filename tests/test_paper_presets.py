@@ -10,7 +10,7 @@ import torch
 
 from crosscoding_time.reproduce import PAPER_PRESETS, offline_hub_twins, shrink
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
-from crosscoding_time.tasks import BLIMP_SV_TASKS
+from crosscoding_time.tasks import BLIMP_SV_TASKS, CLAMS_TASKS, to_prefix_answer_words
 from crosscoding_time.world import (World, WorldConfig, MultiWorldConfig, LANGS, grammar_for, doc_text, make_task,
                                     make_multiblimp, phenomena_of, atomic_write_text)
 
@@ -21,7 +21,8 @@ from crosscoding_time.reproduce import PAPER_PRESETS, PaperData, run_paper, shri
 from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
 name, out, home, data, device = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5] or None
 p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
-local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}   # what this preset's tasks need
+local = {k: str(data / k) for k in ("blimp", "multiblimp", "clams") if (data / k).is_dir()}   # what this preset's tasks need
+if (data / "wikitext.parquet").is_file(): local["wikitext"] = str(data / "wikitext.parquet")
 ctx = contextlib.nullcontext()
 if device == "lazy":                      # a second device on the CPU (tests/second_device.py)
     sys.path.insert(0, sys.argv[6]); from second_device import lazy_device; ctx = lazy_device()
@@ -43,6 +44,16 @@ def _offline_data(name: str, tmp: Path) -> Path:
                     for r in make_multiblimp(lang, ph, 16, seed=1, config=world.config)]
             (data / "multiblimp" / lang).mkdir(parents=True)
             pd.DataFrame(rows).to_csv(data / "multiblimp" / lang / "data.tsv", sep="\t", index=False)
+        for i, task in enumerate(CLAMS_TASKS):       # CLAMS as the reference ships it: {lang}_{task}.jsonl, processed rows
+            for lang, src in (("en", "eng"), ("fr", "fra")):
+                pairs = [(r["sen"], r["wrong_sen"]) for r in make_multiblimp(src, "SV-#", 12, seed=10 + i, config=world.config)]
+                rows = [dict(sentence_good=g, sentence_bad=b, **dict(zip(("clean_prefix", "clean_answer", "patch_answer"),
+                                                                         to_prefix_answer_words(g, b))), skip=False)
+                        for g, b in pairs if not isinstance(to_prefix_answer_words(g, b), str)]
+                atomic_write_text(data / "clams" / f"{lang}_{task}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        # WikiText-2 in the hub's published format (a parquet `text` column, one row per line); the check reads its first 10%
+        lines = [l for d in docs for l in (d + "\n", "")] * 4
+        pd.DataFrame(dict(text=lines)).to_parquet(data / "wikitext.parquet")
     else:
         for t in BLIMP_SV_TASKS:
             atomic_write_text(data / "blimp" / f"{t}.jsonl", "".join(json.dumps(r) + "\n" for r in make_task(t, 24, seed=1)))
@@ -134,6 +145,18 @@ def test_bloom_1b1_offline_end_to_end(tmp_path):
         assert set(ov.lang_a) == set(LANGS) and (ov.n_a <= 20).all() and (ov.overlap <= ov[["n_a", "n_b"]].min(axis=1)).all()
     assert len(list(out.glob("overlap_2way_*_bloom-1b1_*.png"))) == len(two) * 3 * len(PAPER_PRESETS["bloom-1b1"].relie.k)
     assert "CLAMS" in (out / "REPORT.md").read_text()
+    # BLOOM's CLAMS check: the 9 revisions of the CLAMS plot, each with its WikiText-2 perplexity and collapse flag
+    clams = pd.read_csv(out / "accuracy_clams_bloom-1b1.csv")
+    plan = PAPER_PRESETS["bloom-1b1"].clams
+    assert list(dict.fromkeys(clams.revision)) == list(plan.grid) and {"global_step400000", "main"} <= set(clams.revision)
+    assert clams.groupby("revision").task.nunique().eq(14).all() and clams.accuracy.between(0, 1).all()
+    assert (clams.perplexity > 1).all() and clams.collapsed.dtype == bool and (out / "accuracy_clams_bloom-1b1.png").stat().st_size > 5000
+    assert not clams.collapsed.any()                     # random-weight twins: none is 100x worse than the others
+    for c in PAPER_PRESETS["bloom-1b1"].comparisons:     # the CLAMS 3-way and 2-way annotation tables
+        ann = pd.read_csv(out / "annotations" / f"latents_bloom-1b1_{'_'.join(c)}_clams-all-all_topk10.csv")
+        assert {"feat_id", "ie_value_A", "ie_value_B"} <= set(ann.columns) and (ann.task_category == "clams").all()
+    report = (out / "REPORT.md").read_text()
+    assert "accuracy_clams_bloom-1b1.png" in report and "not produced" not in report
 
 @pytest.mark.slow
 def test_pythia_1b_on_a_second_device(tmp_path):
