@@ -273,7 +273,10 @@ def token_batches(
     stream = sequence_stream(cfg.family, cfg.seq_len, cfg.seed, root, cfg.split)
     while True:
         batch = list(islice(stream, cfg.batch_seqs))
-        if len(batch) < cfg.batch_seqs: raise RuntimeError(f"the text of {cfg.family} ran out")
+        if len(batch) < cfg.batch_seqs:
+            raise RuntimeError(f"the {cfg.split} text of {cfg.family} ran out" + (
+                "; a local text file gives its validation split one document in ten (pass a held-out file as well: "
+                "PaperData(val_text=...) / ctt figures --val-text)" if cfg.split == "validation" else ""))
         yield torch.stack(batch)
 
 # %% ../nbs/04_activations.ipynb #c024

@@ -1328,6 +1328,8 @@ class PaperData:
             if path is not None and not Path(path).is_dir(): raise FileNotFoundError(f"{what} directory {path} does not exist; pass {kind}")
         if self.text is not None and not glob.glob(self.text):
             raise FileNotFoundError(f"no text file matches {self.text}; pass JSON-lines file(s) with a 'text' field per document")
+        if self.val_text is not None and not glob.glob(self.val_text):
+            raise FileNotFoundError(f"no validation text file matches {self.val_text}; pass JSON-lines file(s) with a 'text' field")
         if self.wikitext is not None and not Path(self.wikitext).is_file():
             raise FileNotFoundError(f"WikiText-2 file {self.wikitext} does not exist; pass the hub's wikitext-2-raw-v1 test parquet or wiki.test.raw")
 
@@ -1725,7 +1727,7 @@ def run_shard(p: PaperPreset, shard: tuple[int, int], home: Path | None = None, 
     device = torch.device(device) if device else local_device()
     mine = paper_units(p)[i::n]
     print(f"paper preset {p.name!r}, shard {i}/{n}: {len(mine)} of {len(paper_units(p))} crosscoders on {device.type}")
-    with _local_text(fam.arch, data.text):
+    with _local_text(fam.arch, data.text, data.val_text):
         for comp in dict.fromkeys(c for c, _, _ in mine):
             models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
             for _, kind, seed in [u for u in mine if u[0] == comp]:
@@ -1753,6 +1755,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
     f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
+    f.add_argument("--val-text", default=None, metavar="GLOB", help="paper presets: held-out JSON-lines documents for the "
+                   "statistics (default: one document in ten of --text, by hash)")
     t = sub.add_parser("pretrain", help="pretrain the micro families of a preset (resumable)")
     t.add_argument("--preset", default="micro"); t.add_argument("--home", default=None)
     t.add_argument("--jobs", type=int, default=None, help="processes (default: one per core)")
@@ -1805,9 +1809,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dry_run and args.json: print(json.dumps(plan_json(PAPER_PRESETS[args.preset]), indent=1))
             elif args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
             elif args.shard: run_shard(PAPER_PRESETS[args.preset], parse_shard(args.shard), Path(args.home) if args.home else None,
-                                       PaperData(args.blimp, args.multiblimp, args.text))
+                                       PaperData(args.blimp, args.multiblimp, args.text, args.val_text))
             else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
-                            PaperData(args.blimp, args.multiblimp, args.text))
+                            PaperData(args.blimp, args.multiblimp, args.text, args.val_text))
         elif args.command == "figures" and args.dry_run:
             preset = get_preset(args.preset)
             print(preset.describe()); print(estimate_cost(preset))

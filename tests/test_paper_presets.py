@@ -26,7 +26,7 @@ if (data / "wikitext.parquet").is_file(): local["wikitext"] = str(data / "wikite
 ctx = contextlib.nullcontext()
 if device == "lazy":                      # a second device on the CPU (tests/second_device.py)
     sys.path.insert(0, sys.argv[6]); from second_device import lazy_device; ctx = lazy_device()
-with ctx: run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl")), progress=False, device=device)
+with ctx: run_paper(p, out, home, PaperData(**local, text=str(data / "text.jsonl"), val_text=str(data / "val.jsonl")), progress=False, device=device)
 """
 
 def _offline_data(name: str, tmp: Path) -> Path:
@@ -38,6 +38,8 @@ def _offline_data(name: str, tmp: Path) -> Path:
     g = grammar_for(world.config, seed=3)
     docs = [doc_text(g.document())[0] for _ in range(300)]
     atomic_write_text(data / "text.jsonl", "".join(json.dumps(dict(text=d)) + "\n" for d in docs))
+    held = grammar_for(world.config, seed=4)          # the validation split: other documents, as the Pile's val.jsonl.zst
+    atomic_write_text(data / "val.jsonl", "".join(json.dumps(dict(text=doc_text(held.document())[0])) + "\n" for _ in range(300)))
     if multi:
         for lang in LANGS:
             rows = [r for ph in phenomena_of(lang, world.config.rich(lang))
@@ -85,7 +87,7 @@ from crosscoding_time.checkpoints import PAPER_CHECKPOINTS
 name, home, data, shard = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 p = shrink(PAPER_PRESETS[name], grid=PAPER_CHECKPOINTS[name])
 local = {k: str(data / k) for k in ("blimp", "multiblimp") if (data / k).is_dir()}
-print(run_shard(p, parse_shard(shard), home, PaperData(**local, text=str(data / "text.jsonl")), progress=False))
+print(run_shard(p, parse_shard(shard), home, PaperData(**local, text=str(data / "text.jsonl"), val_text=str(data / "val.jsonl")), progress=False))
 """
 
 def _check_common(out: Path, name: str):
