@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .crosscoder import CrossCoder
-from .tasks import MinimalPair, _encode
+from .tasks import MinimalPair, _encode, CLAMS_TASKS
 from .activations import check_models, ckpt_name, hook_activations, _device
 from .world import atomic_dir
 
@@ -38,8 +38,7 @@ METRICS = ("logit", "logprob")          # logit(wrong) - logit(correct) (§5.1) 
 # clean_answer, patch_answer, skip); CLAMS's 6 (sentence_good, sentence_bad and those 4); MultiBLiMP's 7 (and lang).
 REFERENCE_COLUMNS = {"blimp": 17, "clams": 6, "multiblimp": 7}
 PAPER_BATCH = 4                         # pairs per batch in the reference (attribution.py: batch_size=4)
-CLAMS_TASK_NAMES = ("long_vp_coord", "obj_rel_across_anim", "obj_rel_within_anim", "prep_anim", "simple_agrmt",
-                    "subj_rel", "vp_coord")  # CLAMS's seven tasks (utils.py, load_clams); CLAMS pairs are "{lang}_{task}"
+CLAMS_TASK_NAMES = CLAMS_TASKS        # CLAMS's seven tasks (`tasks.CLAMS_TASKS`); CLAMS pairs are "{lang}_{task}"
 
 def reference_columns(task: str) -> int:
     "The column count the reference's dataset for `task` has (BLiMP-style tasks, the micro world's included: 17)."
