@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_activations.ipynb #c004
 from __future__ import annotations
-import copy, difflib, hashlib, json, math, re, time, zlib
+import contextlib, copy, difflib, hashlib, json, math, re, time, zlib
 from dataclasses import dataclass, asdict, replace, fields
 from itertools import islice
 from pathlib import Path
@@ -25,8 +25,8 @@ __all__ = ['DTYPES', 'SPLITS', 'HELDOUT_SEED', 'VALIDATION_SEED', 'BLOOM_SHARES'
            'text_to_sequences', 'mix_sequences', 'hub_texts', 'hub_sequences', 'sequence_stream', 'sequences',
            'token_batches', 'ckpt_name', 'check_models', 'check_order', 'check_tokens', 'hook_activations', 'harvest',
            'scales_of', 'estimate_scales', 'ActivationSource', 'family_fingerprint', 'cache_dir', 'config_diff',
-           'harvest_cost', 'to_storage', 'ActivationCache', 'ActivationStream', 'stream_peak_rss', 'stream_leaks',
-           'harvest_throughput']
+           'harvest_cost', 'to_storage', 'ActivationCache', 'ActivationStream', 'StreamState', 'SharedPass',
+           'stream_peak_rss', 'stream_leaks', 'harvest_throughput']
 
 # %% ../nbs/04_activations.ipynb #c006
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}  # storage dtypes
@@ -45,10 +45,13 @@ class HarvestConfig:
     buffer_mult: int = 128          # stream buffer: this many LM batches, 523,776 rows (PAPER.md §3.3)
     norm_batches: int = 1000        # LM batches that estimate the scale s_c (PAPER.md §3.4)
     seed: int = 0                   # which held-out text; the shuffle has its own seed (`batches(seed=...)`)
-    dtype: str = 'float16'          # storage dtype of buffer and cache; the paper's buffer is bf16 (PAPER.md §3.3)
+    dtype: str = 'bfloat16'         # storage dtype of buffer and cache: bf16, as the reference's buffer (paper §3.3)
     split: str = 'train'            # 'train', or 'validation': text held out from every training split (§4.1)
     scale_all_positions: bool = True  # s_c from every position, the first included, as the reference (§3.4);
                                     # False: from the harvested rows only (a correction)
+    lm_bf16: bool = True            # LM forwards under bf16 autocast where they run on CUDA, as the reference's
+                                    # buffer runs them; on the CPU they stay fp32 (autocast there is slow and not
+                                    # the reference's setting). False: fp32 forwards on the GPU too
 
     def __post_init__(self):
         object.__setattr__(self, 'revisions', tuple(self.revisions))  # a list would make a different fingerprint
@@ -77,8 +80,11 @@ class HarvestConfig:
         "The micro preset: 64-token sequences (as micro families are pretrained), 64 per forward, 1M rows, a smaller estimate."
         # 64 sequences per forward: a micro model's forward is so small that TransformerLens's per-call overhead
         # dominates at the paper's 4 (1B models need 4 to fit in memory; micro ones do not)
+        # float16 storage, a departure from the reference's bf16: micro activations lie far inside float16's range,
+        # which keeps 3 more mantissa bits; the committed micro gallery was made with it (`dtype='bfloat16'` is one
+        # override away)
         return cls(family, tuple(revisions), **{**dict(seq_len=64, n_tokens=1_000_000, batch_seqs=64, buffer_mult=8,
-                                                       norm_batches=10), **overrides})
+                                                       norm_batches=10, dtype='float16'), **overrides})
 
 def resolve_config(
     cfg: HarvestConfig,  # a configuration, perhaps with hook=None
@@ -356,13 +362,16 @@ def harvest(
     tokens: Int[Tensor, "batch seq"],  # one token batch, read by every checkpoint
     hook: str,  # e.g. 'blocks.9.hook_resid_pre'
     remove_bos: bool = True,  # drop position 0 of every sequence (PAPER.md §3.3)
+    bf16: bool = False,  # run the forwards under bf16 autocast where a model is on CUDA (the reference's buffer)
 ) -> Float[Tensor, "n_tokens n_ckpt d_model"]:  # n_tokens = batch × (seq − remove_bos), float32
     "Activations at `hook` of every checkpoint on the same tokens, one row per token."
     check_models(models, hook)
     tokens = check_tokens(tokens, models, remove_bos)
     out = []
     for i, m in enumerate(models):
-        x = hook_activations(m, tokens.to(_device(m)), hook).float()
+        dev = _device(m)
+        with torch.autocast('cuda', dtype=torch.bfloat16) if bf16 and dev.type == 'cuda' else contextlib.nullcontext():
+            x = hook_activations(m, tokens.to(dev), hook).float()
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"{ckpt_name(m, i)} produced {int(x.isnan().sum())} NaN and {int(x.isinf().sum())} "
                                      f"inf activations at {hook}: a broken or collapsed checkpoint?")
@@ -389,9 +398,10 @@ def estimate_scales(
     hook: str,  # the hook to read
     remove_bos: bool = False,  # the reference's `estimate_act_norm` averages every position, the first included;
                                # True: the harvested rows only (a correction: position 0's norm is an outlier)
+    bf16: bool = False,  # forwards under bf16 autocast on CUDA, as the harvest they scale (`HarvestConfig.lm_bf16`)
 ) -> Float[Tensor, "n_ckpt"]:
     "Per-checkpoint scale s_c estimated on `tokens_batches` (PAPER.md §3.4)."
-    return scales_of(harvest(models, t, hook, remove_bos) for t in tokens_batches)
+    return scales_of(harvest(models, t, hook, remove_bos, bf16) for t in tokens_batches)
 
 # %% ../nbs/04_activations.ipynb #c032
 class ActivationSource:
@@ -455,6 +465,7 @@ def family_fingerprint(
 
 def _key(cfg: HarvestConfig, family_fp: str | None) -> str:
     content = {k: v for k, v in asdict(cfg).items() if k != 'buffer_mult'}  # buffer_mult only shapes the stream
+    if cfg.lm_bf16: del content['lm_bf16']   # the default enters no key: the caches made before it keep theirs
     return fingerprint((content, family_fp))
 
 def cache_dir(
@@ -567,7 +578,7 @@ class ActivationCache(ActivationSource):
         d_model = check_models(models, cfg.hook)
         t0 = time.time()
         scales = estimate_scales(models, islice(token_batches(cfg, root), cfg.norm_batches), cfg.hook,
-                                 cfg.remove_bos and not cfg.scale_all_positions)
+                                 cfg.remove_bos and not cfg.scale_all_positions, cfg.lm_bf16)
         plan = cls.plan(cfg, d_model, shard_mb)
         per_batch = (time.time() - t0) / cfg.norm_batches
         print(f"scales {[round(float(s), 4) for s in scales]}; ~{per_batch * cfg.n_tokens / cfg.rows_per_batch:,.0f} s "
@@ -580,7 +591,7 @@ class ActivationCache(ActivationSource):
             if f.exists() or k % world_size != rank:  # finished, or another process's: skip its text
                 for _ in range(n_lm): next(batches)
                 bar.update(b - a); continue
-            x = torch.cat([harvest(models, next(batches), cfg.hook, cfg.remove_bos) for _ in range(n_lm)])[:b - a]
+            x = torch.cat([harvest(models, next(batches), cfg.hook, cfg.remove_bos, cfg.lm_bf16) for _ in range(n_lm)])[:b - a]
             arr = _to_numpy(to_storage(x, cfg.dtype).cpu())
             atomic_write(f, lambda tmp: np.save(tmp, arr))  # np.save would add '.npy' to a name without it
             bar.update(b - a)
@@ -700,26 +711,104 @@ class ActivationStream(ActivationSource):
         self.n_tokens, self._cols = self.cfg.n_tokens, list(range(len(self._models)))
         self.scales = (torch.as_tensor(scales, dtype=torch.float32) if scales is not None else
                        estimate_scales(self._models, islice(token_batches(self.cfg, root), self.cfg.norm_batches),
-                                       self.cfg.hook, self.cfg.remove_bos and not self.cfg.scale_all_positions))
+                                       self.cfg.hook, self.cfg.remove_bos and not self.cfg.scale_all_positions,
+                                       self.cfg.lm_bf16))
         if self.scales.shape != (len(self._models),): raise ValueError(f"scales must have shape ({len(self._models)},)")
 
     def _batches(self, batch_size, seed, start_step, n_steps):
-        cfg, half = self.cfg, self.cfg.buffer_rows // 2
-        if 2 * batch_size > half:  # so that a batch is always there between refills
+        for step, out in enumerate(self.shared(batch_size, (seed,), n_steps)):   # a pass read by one seed
+            if step >= start_step: yield out[seed]
+
+    def shared(
+        self,
+        batch_size: int,  # rows per batch, the same for every reader
+        seeds: Sequence[int],  # the shuffle seeds that read this pass (the crosscoders' `TrainConfig.seed`s)
+        n_steps: int | None = None,  # steps of the runs; default one pass, n_tokens // batch_size
+        state: StreamState | None = None,  # where an interrupted pass stood (`SharedPass.state`): resume from there
+    ) -> SharedPass:  # an iterator of {seed: batch}, step after step
+        "One pass of forward passes read by several shuffle seeds: for each seed, exactly the batches of `batches(batch_size, seed)`."
+        n_steps = self.n_tokens // batch_size if n_steps is None else n_steps
+        if n_steps < 1: raise ValueError(f"{self.n_tokens} rows make no batch of {batch_size}")
+        return SharedPass(self, batch_size, tuple(seeds), n_steps, state)
+
+@dataclass
+class StreamState:
+    "Where a pass stands before step `step`: each seed's buffer (storage dtype) and read position, refills, LM batches read."
+    step: int
+    lm_batches: int
+    refills: int
+    pos: int
+    buffers: dict
+
+    def save(self, path: Path) -> None:
+        "Write the state atomically (`torch.save` of tensors and numbers only: `load` reads it with `weights_only=True`)."
+        st = dict(step=self.step, lm_batches=self.lm_batches, refills=self.refills, pos=self.pos,
+                  buffers={str(s): b.cpu() for s, b in self.buffers.items()})
+        atomic_write(Path(path), lambda tmp: torch.save(st, tmp))
+
+    @classmethod
+    def load(cls, path: Path) -> StreamState:
+        st = torch.load(path, weights_only=True)
+        return cls(st['step'], st['lm_batches'], st['refills'], st['pos'], {int(s): b for s, b in st['buffers'].items()})
+
+class SharedPass:
+    """The reference's buffer (PAPER.md §3.3), once per seed, filled by one stream of forward passes: every refill
+    harvests `buffer_mult/2` LM batches once and adds them to each seed's buffer, which is then shuffled with that
+    seed's permutation. Refills fall on the same steps for every seed (they depend only on `batch_size`), so each
+    seed reads exactly what it would read alone, and the forward passes are paid once."""
+    def __init__(self, stream: ActivationStream, batch_size: int, seeds: tuple[int, ...], n_steps: int,
+                 state: StreamState | None = None):
+        cfg = stream.cfg
+        self.half, self.batch_size, self.n_steps = cfg.buffer_rows // 2, batch_size, n_steps
+        if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if 2 * batch_size > self.half:  # so that a batch is always there between refills
             raise ValueError(f"batch_size {batch_size} is more than a quarter of the {cfg.buffer_rows}-row buffer; "
                              "raise buffer_mult or batch_seqs")
-        models, tokens = [self._models[c] for c in self._cols], token_batches(cfg, self.root)
-        def fill(n_lm): return torch.cat([to_storage(harvest(models, next(tokens), cfg.hook, cfg.remove_bos), cfg.dtype)
-                                          for _ in range(n_lm)])
-        def shuffle(buf, r):
-            return buf[torch.from_numpy(np.random.default_rng([seed, r]).permutation(len(buf))).to(buf.device)]
-        buf, refills, p = shuffle(fill(cfg.buffer_mult), 0), 0, 0
-        for step in range(n_steps):
-            if p >= half:  # half read: keep the unread rows, add half a buffer of fresh ones, shuffle (PAPER.md §3.3)
-                refills += 1
-                buf, p = shuffle(torch.cat([buf[p:], fill(cfg.buffer_mult // 2)]), refills), 0
-            if step >= start_step: yield buf[p:p + batch_size].float()
-            p += batch_size
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"seeds must be distinct and >= 0, got {list(seeds)}")
+        self.cfg, self.seeds = cfg, seeds
+        self.models = [stream._models[c] for c in stream._cols]
+        if state is None:
+            self.step, self.lm_batches, self.refills, self.pos = 0, 0, 0, 0
+            self._tokens = token_batches(cfg, stream.root)
+            fresh = self._fill(cfg.buffer_mult)
+            self.buffers = {s: self._shuffle(fresh, s, 0) for s in seeds}
+        else:
+            if sorted(state.buffers) != sorted(seeds):
+                raise ValueError(f"the saved pass was read by seeds {sorted(state.buffers)}, not {sorted(seeds)}")
+            self.step, self.lm_batches, self.refills, self.pos = state.step, state.lm_batches, state.refills, state.pos
+            dev = _device(self.models[0])
+            self.buffers = {s: state.buffers[s].to(dev) for s in seeds}
+            # the text restarts where the pass stood: its batches are tokenised again, but no model runs on them
+            self._tokens = islice(token_batches(cfg, stream.root), self.lm_batches, None)
+
+    def _fill(self, n_lm: int) -> Tensor:
+        cfg = self.cfg
+        out = torch.cat([to_storage(harvest(self.models, next(self._tokens), cfg.hook, cfg.remove_bos, cfg.lm_bf16), cfg.dtype)
+                         for _ in range(n_lm)])
+        self.lm_batches += n_lm
+        return out
+
+    @staticmethod
+    def _shuffle(buf: Tensor, seed: int, r: int) -> Tensor:
+        return buf[torch.from_numpy(np.random.default_rng([seed, r]).permutation(len(buf))).to(buf.device)]
+
+    def __iter__(self): return self
+
+    def __next__(self) -> dict[int, Float[Tensor, "batch n_ckpt d_model"]]:
+        if self.step >= self.n_steps: raise StopIteration
+        if self.pos >= self.half:  # half read: keep the unread rows, add half a buffer of fresh ones, shuffle (§3.3)
+            self.refills += 1
+            fresh = self._fill(self.cfg.buffer_mult // 2)
+            self.buffers = {s: self._shuffle(torch.cat([b[self.pos:], fresh]), s, self.refills) for s, b in self.buffers.items()}
+            self.pos = 0
+        out = {s: b[self.pos:self.pos + self.batch_size].float() for s, b in self.buffers.items()}
+        self.pos += self.batch_size; self.step += 1
+        return out
+
+    def state(self) -> StreamState:
+        "Where the pass stands now (before step `self.step`): enough to resume it without running a model again."
+        return StreamState(self.step, self.lm_batches, self.refills, self.pos, dict(self.buffers))
 
 # %% ../nbs/04_activations.ipynb #c046
 _RSS_SCRIPT = """

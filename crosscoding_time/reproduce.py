@@ -20,7 +20,7 @@ from .checkpoints import (PretrainConfig, MicroModelConfig, pretrain_micro, micr
                                           load_tokenizer, ctt_home, fingerprint, damaged_revisions)
 from .activations import HarvestConfig, ActivationCache, sequences
 from .crosscoder import CrossCoderConfig
-from .training import TrainConfig, train_crosscoder, local_device
+from .training import TrainConfig, train_crosscoder, train_together, local_device
 from .evaluation import sparsity_stats, splice_ce
 from .selection import (accuracy_curves, activation_similarity, plot_accuracy, plot_similarity, similarity_matrix,
                                         save_figure, select_checkpoints, tokens_short)
@@ -56,7 +56,7 @@ __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'COR
            'paper_grid', 'harvest_passes', 'crosscoder_flops', 'train_memory', 'plan_cost', 'plan_json', 'format_plan',
            'PaperData', 'paper_tasks', 'shrink', 'offline_hub_twins', 'run_paper', 'paper_outputs',
            'write_paper_report', 'clams_dir', 'paper_clams', 'clams_accuracy', 'paper_units', 'parse_shard',
-           'run_shard', 'usable_home', 'main']
+           'shard_units', 'run_shard', 'usable_home', 'main']
 
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
@@ -1199,9 +1199,9 @@ def _n_params(p: PaperPreset) -> int:
 def _runs(p: PaperPreset) -> int: return len(p.kinds) * len(p.seeds)
 
 def harvest_passes(p: PaperPreset) -> int:
-    """LM passes over the text per comparison, as `run_paper` runs today: every run (kind x seed) reads its own pass of
-    the comparison's `ActivationStream`, which harvests afresh (one shared pass is issue 19's item 3, not built)."""
-    return _runs(p)
+    """LM passes over the text per comparison: one. `run_paper` trains a comparison's runs (kinds x seeds) together from
+    one pass of its `ActivationStream` (`training.train_together`); the reference harvests once per run."""
+    return 1
 
 def crosscoder_flops(n_ckpt: int, rows: int, d_model: int, d_dict: int) -> float:
     "Training FLOPs of one crosscoder: 6 x rows x 2·n·d·F (encoder and decoder matmuls of 2·n·d·F each, forward and backward: x3)."
@@ -1216,18 +1216,21 @@ def train_memory(p: PaperPreset, n_ckpt: int, n_params: int) -> float:
     unread rows with fresh ones and the shuffle gathers them into a third copy) and one LM forward's eager attention."""
     fam, d, F_ = get_family(p.family), get_family(p.family).d_model, p.d_dict
     cc_params = 2 * n_ckpt * d * F_ + F_ + n_ckpt * d
-    buffer = 3 * p.harvest.buffer_rows * n_ckpt * d * _bytes(p.harvest.dtype)
+    one = p.harvest.buffer_rows * n_ckpt * d * _bytes(p.harvest.dtype)
+    buffer = (len(p.seeds) + 2) * one        # a buffer per seed (`train_together`), and a refill's fresh rows and shuffle copy
     lm = p.harvest.batch_seqs * (2 * p.n_heads * p.harvest.seq_len ** 2 + 6 * p.harvest.seq_len * d) * 4
-    return n_ckpt * n_params * 4 + 4 * 4 * cc_params + 6 * 4 * p.train.batch_size * F_ + buffer + lm
+    return n_ckpt * n_params * 4 + _runs(p) * 4 * 4 * cc_params + 6 * 4 * p.train.batch_size * F_ + buffer + lm
 
 def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int = 12) -> pd.DataFrame:
     """What running preset `p` costs as `run_paper` runs it, stage by stage: tokens, FLOPs, hours on `gpu`, bytes to
-    download, bytes kept on disk, peak GPU memory. Every stage runs on the GPU (`run_paper`'s device); the LM forwards
-    run in fp32 (the weights as `load_model` loads them, no autocast); the crosscoders at the rate `p.train` asks for."""
+    download, bytes kept on disk, peak GPU memory. Every stage runs on the GPU (`run_paper`'s device); the harvest's
+    forwards under bf16 autocast (`HarvestConfig.lm_bf16`, the reference's), the other LM stages in fp32; the
+    crosscoders at the rate `p.train` asks for (fp32, the reference's; bf16 with `--bf16`)."""
     fam = get_family(p.family)
     P, d, L = _n_params(p), fam.d_model, fam.n_layers
     upto = int(p.hook.split(".")[1]) / L                    # the harvest runs each model only up to the hook
     lm = gpu.fp32_flops * gpu.utilisation
+    lm_harvest = (gpu.bf16_flops if p.harvest.lm_bf16 else gpu.fp32_flops) * gpu.utilisation
     cc_rate = (gpu.bf16_flops if p.train.bf16 else gpu.fp32_flops) * gpu.utilisation
     grid = paper_grid(p)[0]
     revs = list(dict.fromkeys([*grid, *(r for c in p.comparisons for r in c)]))
@@ -1252,8 +1255,8 @@ def plan_cost(p: PaperPreset, gpu: Accelerator = Accelerator(), seq_tokens: int 
         scale_rows = h.norm_batches * h.batch_seqs * h.rows_per_seq          # estimating s_c, once per comparison
         val_rows = runs * max(h.buffer_rows, p.val_batches * p.train.batch_size)   # each run's statistics refill a buffer
         rows_lm = n * (passes * T + scale_rows + val_rows)
-        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows x {passes} passes (one per run), fp32", rows_lm,
-            rows_lm * 2 * P * upto, lm, memory=mem)
+        add("harvest", f"{tag}: {n} models x {T/1e6:.0f}M rows x {passes} pass for {runs} runs, "
+            f"{'bf16 autocast' if h.lm_bf16 else 'fp32'}", rows_lm, rows_lm * 2 * P * upto, lm_harvest, memory=mem)
         add("crosscoder", f"{tag}: {p.d_dict} latents, {'bf16 autocast' if p.train.bf16 else 'fp32'}, x{runs} runs "
             f"({'/'.join(p.kinds)} x {len(p.seeds)} seeds)", runs * T, runs * crosscoder_flops(n, T, d, p.d_dict), cc_rate,
             disk=runs * cc_params * 4 + cc_params * 4 * 3, memory=mem)
@@ -1300,7 +1303,7 @@ def format_plan(p: PaperPreset, gpu: Accelerator = Accelerator()) -> str:
         gpu_memory=df.gpu_memory.map(lambda v: f"{v/1e9:.1f} GB" if v else "-"))
     lines.append(show.to_string(index=False))
     lines.append("per stage: " + ", ".join(f"{s['name']} {s['gpu_hours']:.1f} h" for s in js["stages"] if s["flops"]))
-    lines.append(f"harvest passes per comparison: {harvest_passes(p)} (each run harvests its own stream)")
+    lines.append(f"harvest passes per comparison: {harvest_passes(p)}, read by its {_runs(p)} runs together")
     lines.append(f"total: {js['gpu_hours']:.0f} GPU-hours, {js['download_gb']:.0f} GB to download, "
                  f"peak GPU memory {js['peak_gpu_memory_gb']:.1f} GB of {gpu.memory/1e9:.0f} GB, "
                  f"disk {js['disk_gb']:.0f} GB (HF cache and crosscoders)")
@@ -1487,8 +1490,8 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
             cname = "_".join(comp)
             models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
-            rows += [_train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
-                     for kind in p.kinds for seed in p.seeds]
+            rows += _train_units(p, fam, comp, [(k, s) for k in p.kinds for s in p.seeds], run, models, src, val,
+                                 ce_tokens, progress, device)
             cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final", device=device)
             ies[comp] = {t: _cached_effects(run / "ie" / cname / t, lambda: indirect_effects(
                 models, cc, tok, ts, **p.relie.ie_kwargs(progress=progress))) for t, ts in ie_tasks.items()}
@@ -1705,33 +1708,46 @@ def _comparison_sources(p: PaperPreset, fam, comp: tuple[str, ...], device):
                            scales=src.scales)                         # held-out text, the training factors (§4.1)
     return models, src, val, sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
 
-def _train_unit(p: PaperPreset, fam, comp, kind: str, seed: int, run: Path, models, src, val, ce_tokens,
-                progress: bool, device) -> dict:
-    "Train (or find) one crosscoder of the preset and its statistics row, both cached under `run`."
-    extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
-    cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
-    name = f"{kind}_s{seed}_{'_'.join(comp)}"
-    cc = train_crosscoder(cc_cfg, src, replace(p.train, seed=seed), run / "crosscoders" / name, progress=progress, device=device)
-    f = run / "stats" / f"{name}.json"
-    if not f.exists():
-        atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
-                                                   " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
-    return json.loads(f.read_text())
+def _train_units(p: PaperPreset, fam, comp, units: Sequence[tuple[str, int]], run: Path, models, src, val, ce_tokens,
+                 progress: bool, device) -> list[dict]:
+    """Train (or find) some crosscoders of one comparison, `(kind, seed)` each, and their statistics rows, all cached
+    under `run`. They train together from one pass of forward passes (`training.train_together`), each to exactly the
+    weights it would reach alone."""
+    todo = []
+    for kind, seed in units:
+        extra = dict(dec_init_norm=1.0, **dict(p.batchtopk)) if kind == "batchtopk" else {}
+        cc_cfg = CrossCoderConfig(n_ckpt=len(comp), d_model=src.d_model, d_dict=p.d_dict, kind=kind, seed=seed, **extra)
+        todo.append((cc_cfg, replace(p.train, seed=seed), run / "crosscoders" / f"{kind}_s{seed}_{'_'.join(comp)}"))
+    ccs, rows = train_together(todo, src, progress=progress, device=device), []
+    for (kind, seed), (_, _, d), cc in zip(units, todo, ccs):
+        f = run / "stats" / f"{d.name}.json"
+        if not f.exists():
+            atomic_write_text(f, json.dumps(_stats_row(fam, comp, kind, cc, src, val, models, ce_tokens, p.train.batch_size,
+                                                       " vs ".join(fam.revision(r).label for r in comp), seed=seed)))
+        rows.append(json.loads(f.read_text()))
+    return rows
+
+def shard_units(p: PaperPreset, shard: tuple[int, int]) -> list[tuple[tuple[str, ...], str, int]]:
+    """Part i of N of `paper_units`: the i-th of N contiguous blocks, so that a comparison's runs stay together where
+    N allows (each comparison a shard trains costs it one pass of forward passes, shared by its runs there)."""
+    i, n = shard
+    units = paper_units(p)
+    return units[i * len(units) // n:(i + 1) * len(units) // n]
 
 def run_shard(p: PaperPreset, shard: tuple[int, int], home: Path | None = None, data: PaperData = PaperData(),
               progress: bool = True, device: str | None = None) -> list[str]:
-    "Train part `shard` = (i, N) of the preset's crosscoders (every N-th of `paper_units`, from the i-th); their names."
+    "Train part `shard` = (i, N) of the preset's crosscoders (`shard_units`); their names."
     i, n = shard
     data.check()
     fam, run = get_family(p.family), _paper_run(p, home, data)
     device = torch.device(device) if device else local_device()
-    mine = paper_units(p)[i::n]
+    mine = shard_units(p, shard)
     print(f"paper preset {p.name!r}, shard {i}/{n}: {len(mine)} of {len(paper_units(p))} crosscoders on {device.type}")
     with _local_text(fam.arch, data.text, data.val_text):
         for comp in dict.fromkeys(c for c, _, _ in mine):
             models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
-            for _, kind, seed in [u for u in mine if u[0] == comp]:
-                _train_unit(p, fam, comp, kind, seed, run, models, src, val, ce_tokens, progress, device)
+            _train_units(p, fam, comp, [(k, s) for c, k, s in mine if c == comp], run, models, src, val, ce_tokens,
+                         progress, device)
             del models, src, val
     return [f"{k}_s{s}_{'_'.join(c)}" for c, k, s in mine]
 
@@ -1752,6 +1768,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="paper presets, with --dry-run: the plan as one JSON object")
     f.add_argument("--shard", default=None, metavar="i/N", help="paper presets: train only part i of N of the crosscoders "
                    "(comparison x kind x seed) into the cache; a final run without --shard assembles the outputs")
+    f.add_argument("--bf16", action="store_true", help="paper presets: train the crosscoders under bf16 autocast (about 8x "
+                   "faster on an A100; the reference trains them in fp32, the default)")
     f.add_argument("--blimp", default=None, metavar="DIR", help="paper presets: BLiMP .jsonl files here instead of the hub")
     f.add_argument("--multiblimp", default=None, metavar="DIR", help="paper presets: MultiBLiMP <lang>/data.tsv here instead of the hub")
     f.add_argument("--text", default=None, metavar="GLOB", help="paper presets: JSON-lines documents ('text' field) instead of the hub text")
@@ -1787,6 +1805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None: p.print_help(); return 0
     if getattr(args, "json", False) and not (args.dry_run and args.preset in PAPER_PRESETS):
         p.error(f"--json prints a paper preset's plan: use it with --dry-run and one of {', '.join(PAPER_PRESETS)}")
+    if getattr(args, "bf16", False) and args.preset not in PAPER_PRESETS:
+        p.error(f"--bf16 is for the paper presets' crosscoders on a GPU: use it with one of {', '.join(PAPER_PRESETS)}")
     if getattr(args, "shard", None) and args.preset not in PAPER_PRESETS:
         p.error(f"--shard splits a paper preset's crosscoders: use it with one of {', '.join(PAPER_PRESETS)}")
     home = None                                              # the cache a run writes to, once known
@@ -1806,11 +1826,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(Path(args.out), table.to_csv(index=False))
         elif args.command == "figures" and args.preset in PAPER_PRESETS:
-            if args.dry_run and args.json: print(json.dumps(plan_json(PAPER_PRESETS[args.preset]), indent=1))
-            elif args.dry_run: print(format_plan(PAPER_PRESETS[args.preset]))
-            elif args.shard: run_shard(PAPER_PRESETS[args.preset], parse_shard(args.shard), Path(args.home) if args.home else None,
+            pp = PAPER_PRESETS[args.preset]
+            if args.bf16: pp = replace(pp, train=replace(pp.train, bf16=True))
+            if args.dry_run and args.json: print(json.dumps(plan_json(pp), indent=1))
+            elif args.dry_run: print(format_plan(pp))
+            elif args.shard: run_shard(pp, parse_shard(args.shard), Path(args.home) if args.home else None,
                                        PaperData(args.blimp, args.multiblimp, args.text, args.val_text))
-            else: run_paper(PAPER_PRESETS[args.preset], Path(args.out), Path(args.home) if args.home else None,
+            else: run_paper(pp, Path(args.out), Path(args.home) if args.home else None,
                             PaperData(args.blimp, args.multiblimp, args.text, args.val_text))
         elif args.command == "figures" and args.dry_run:
             preset = get_preset(args.preset)

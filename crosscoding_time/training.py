@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit, contextlib, json, math, os, sys, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -16,7 +17,7 @@ from .crosscoder import CrossCoder, CrossCoderConfig, explained_variance, SPARSE
 
 # %% auto #0
 __all__ = ['TrainConfig', 'lr_factor', 'l1_factor', 'init_distributed', 'local_device', 'local_slice', 'make_logger',
-           'train_crosscoder']
+           'train_together', 'train_crosscoder']
 
 # %% ../nbs/06_training.ipynb #c005
 @dataclass(frozen=True)
@@ -120,68 +121,142 @@ def _state_fingerprint(cc_cfg: CrossCoderConfig, cfg: TrainConfig) -> str:
     from crosscoding_time.checkpoints import fingerprint
     return fingerprint((cc_cfg, cfg))
 
-def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir: Path, progress: bool = True,
-                     logger: str | None = None, max_steps: int | None = None, device: str | None = None) -> CrossCoder:
-    "Train (or resume, or load if finished) a crosscoder on `source`; the result is saved in `out_dir/final`."
-    from tqdm.auto import tqdm
-    out_dir, rank, world = Path(out_dir), *init_distributed()
-    device = torch.device(device) if device else local_device()
-    if (source.n_ckpt, source.d_model) != (cc_cfg.n_ckpt, cc_cfg.d_model):
-        raise ValueError(f"the source holds {source.n_ckpt} checkpoints x d_model {source.d_model}, the crosscoder "
-                         f"expects {cc_cfg.n_ckpt} x {cc_cfg.d_model}")
-    scales = torch.as_tensor(source.scales, dtype=torch.float32)
-    cc_cfg = replace(cc_cfg, act_scales=tuple(scales.tolist()), checkpoints=tuple(source.revisions),
-                     hook=source.hook, family=source.family)
-    if (out_dir / "final" / "config.json").exists(): return CrossCoder.from_pretrained(out_dir / "final", device=device)
-    cc = CrossCoder(cc_cfg).to(device)
-    opt = torch.optim.Adam(cc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    state_path, fp, start = out_dir / "train_state.pt", _state_fingerprint(cc_cfg, cfg), 0
-    if state_path.exists():
-        st = torch.load(state_path, weights_only=True, map_location=device)
-        if st["fingerprint"] != fp:
-            raise ValueError(f"{state_path} belongs to another configuration; delete it or use another out_dir")
-        cc.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); start = st["step"]
-    if world > 1: _broadcast(cc.state_dict().values())  # one starting point, as DDP's constructor makes sure
-    end = cfg.total_steps if max_steps is None else min(cfg.total_steps, max_steps)
-    n_params = sum(p.numel() for p in cc.parameters())
-    amp = dict(device_type=device.type, dtype=torch.bfloat16,
-               enabled=cfg.bf16 and device.type == "cuda" or cfg.bf16_cpu and device.type == "cpu")
-    if rank == 0:
-        print(f"crosscoder {cc_cfg.kind} {cc_cfg.n_ckpt}x{cc_cfg.d_model} -> {cc_cfg.d_dict} latents "
-              f"({n_params/1e6:.2f}M params) on {cfg.n_tokens:,} rows: {cfg.total_steps} steps of {cfg.batch_size}, "
-              f"~{6 * cfg.batch_size * cc_cfg.n_ckpt * cc_cfg.d_model * cc_cfg.d_dict * 2 * cfg.total_steps:.1e} FLOPs"
-              + (f", {world} processes" if world > 1 else "") + (", bf16 autocast" if amp["enabled"] else "")
-              + (f"; resuming at step {start}" if start else ""))
-    log = make_logger(logger if rank == 0 else None, out_dir, dict(crosscoder=asdict(cc_cfg), train=asdict(cfg)))
-    bar = tqdm(total=end, initial=start, desc=f"crosscoder {cc_cfg.kind}", disable=not progress or rank != 0)
-    batches = source.batches(cfg.batch_size, cfg.seed, start_step=start)
-    for step in range(start, end):
-        x = local_slice(next(batches), rank, world).to(device) * scales.to(device)[None, :, None]
+class _Run:
+    "One crosscoder in a training loop: its model, optimiser, resumable state and log."
+    def __init__(self, cc_cfg: CrossCoderConfig, cfg: TrainConfig, out_dir: Path, source, device, rank: int,
+                 logger: str | None):
+        if (source.n_ckpt, source.d_model) != (cc_cfg.n_ckpt, cc_cfg.d_model):
+            raise ValueError(f"the source holds {source.n_ckpt} checkpoints x d_model {source.d_model}, the crosscoder "
+                             f"expects {cc_cfg.n_ckpt} x {cc_cfg.d_model}")
+        self.scales = torch.as_tensor(source.scales, dtype=torch.float32)
+        self.cc_cfg = replace(cc_cfg, act_scales=tuple(self.scales.tolist()), checkpoints=tuple(source.revisions),
+                              hook=source.hook, family=source.family)
+        self.cfg, self.out_dir, self.device, self.rank, self.logger = cfg, Path(out_dir), device, rank, logger
+        self.scales = self.scales.to(device)
+        self.done = (self.out_dir / "final" / "config.json").exists()
+        if self.done: self.cc = CrossCoder.from_pretrained(self.out_dir / "final", device=device); return
+        self.cc = CrossCoder(self.cc_cfg).to(device)
+        self.opt = torch.optim.Adam(self.cc.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.state_path, self.fp, self.start = self.out_dir / "train_state.pt", _state_fingerprint(self.cc_cfg, cfg), 0
+        if self.state_path.exists():
+            st = torch.load(self.state_path, weights_only=True, map_location=device)
+            if st["fingerprint"] != self.fp:
+                raise ValueError(f"{self.state_path} belongs to another configuration; delete it or use another out_dir")
+            self.cc.load_state_dict(st["model"]); self.opt.load_state_dict(st["opt"]); self.start = st["step"]
+        self.amp = dict(device_type=device.type, dtype=torch.bfloat16,
+                        enabled=cfg.bf16 and device.type == "cuda" or cfg.bf16_cpu and device.type == "cpu")
+
+    def describe(self, world: int) -> str:
+        c, cfg = self.cc_cfg, self.cfg
+        n_params = sum(p.numel() for p in self.cc.parameters())
+        return (f"crosscoder {c.kind} {c.n_ckpt}x{c.d_model} -> {c.d_dict} latents ({n_params/1e6:.2f}M params) on "
+                f"{cfg.n_tokens:,} rows: {cfg.total_steps} steps of {cfg.batch_size}, "
+                f"~{6 * cfg.batch_size * c.n_ckpt * c.d_model * c.d_dict * 2 * cfg.total_steps:.1e} FLOPs"
+                + (f", {world} processes" if world > 1 else "") + (", bf16 autocast" if self.amp["enabled"] else "")
+                + (f"; resuming at step {self.start}" if self.start else ""))
+
+    def step(self, batch: torch.Tensor, step: int, rank: int, world: int, end: int) -> dict:
+        "One optimiser step on this process's share of the global `batch`."
+        cc, opt, cfg = self.cc, self.opt, self.cfg
+        x = local_slice(batch, rank, world).to(self.device) * self.scales[None, :, None]
         for g in opt.param_groups: g["lr"] = cfg.lr * lr_factor(step, cfg)
         if world > 1: _broadcast(cc.buffers())   # BatchTopK's threshold and dead counts: rank 0's, as DDP does
-        with torch.autocast(**amp) if amp["enabled"] else contextlib.nullcontext():   # autocast knows only some devices
-            out = cc.losses(x, l1_coeff=cc_cfg.l1_coeff * l1_factor(step, cfg), step=step, sparse_below=cfg.sparse_below)
+        with torch.autocast(**self.amp) if self.amp["enabled"] else contextlib.nullcontext():   # autocast knows only some devices
+            out = cc.losses(x, l1_coeff=self.cc_cfg.l1_coeff * l1_factor(step, cfg), step=step, sparse_below=cfg.sparse_below)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         if world > 1: _average_grads(list(cc.parameters()), world)
         torch.nn.utils.clip_grad_norm_(cc.parameters(), cfg.grad_clip)
         opt.step()
-        bar.update(1)
         if (step + 1) % cfg.log_every == 0 or step + 1 == end:
             d = {k: v.detach() for k, v in out.items() if torch.is_tensor(v)}
             m = dict(loss=float(d["loss"]), l2=float(d["l2"]), l0=float(d["l0"]),
                      ev=float(explained_variance(x.float(), d["x_hat"].float())[0]), lr=opt.param_groups[0]["lr"])
-            bar.set_postfix(loss=f"{m['loss']:.3g}", l0=f"{m['l0']:.1f}", ev=f"{m['ev']:.3f}")
-            if rank == 0: log(m, step + 1)
+            if rank == 0: self.log(m, step + 1)
+            return m
+        return {}
+
+    def save(self, step: int) -> None:
+        st = dict(model=self.cc.state_dict(), opt=self.opt.state_dict(), step=step, fingerprint=self.fp)
+        atomic_write(self.state_path, lambda tmp: torch.save(st, tmp))
+
+    def finish(self) -> None:
+        self.cc.save_pretrained(self.out_dir / "final"); self.state_path.unlink(missing_ok=True)
+
+def train_together(
+    units: Sequence[tuple[CrossCoderConfig, TrainConfig, Path]],  # (crosscoder, recipe, out_dir) of each run
+    source,  # one activation source for all of them
+    progress: bool = True,  # a tqdm bar
+    logger: str | None = None,  # None, 'wandb' or 'tensorboard' (every run also appends to its log.jsonl)
+    max_steps: int | None = None,  # stop (resumably) after this many steps
+    device: str | None = None,  # default: this process's device
+    pass_state: Path | None = None,  # where a shared stream saves its position; default `<first out_dir>/stream_state.pt`
+) -> list[CrossCoder]:  # the crosscoders, in `units` order
+    """Train several crosscoders in lockstep on one source; each gets exactly the weights it would get alone. An
+    `ActivationStream` runs one pass of forward passes for all of them (`shared`), one buffer per seed; any other
+    source is read once per seed. Every `save_every` steps each run saves its state, and the stream its position,
+    so that a restart resumes without running a model on text already read."""
+    from tqdm.auto import tqdm
+    if not units: raise ValueError("train_together needs at least one (crosscoder config, train config, out_dir)")
+    rank, world = init_distributed()
+    device = torch.device(device) if device else local_device()
+    shape = {(c.batch_size, c.n_tokens, c.save_every) for _, c, _ in units}
+    if len(shape) > 1:
+        raise ValueError(f"runs trained together need one batch_size, n_tokens and save_every; got {sorted(shape)}: "
+                         "train them apart (`train_crosscoder`)")
+    dirs = [Path(d) for _, _, d in units]
+    if len(set(dirs)) < len(dirs): raise ValueError(f"two runs share an out_dir: {[str(d) for d in dirs]}")
+    runs = [_Run(c, t, d, source, device, rank, logger) for c, t, d in units]
+    todo = [r for r in runs if not r.done]
+    if not todo: return [r.cc for r in runs]
+    cfg = todo[0].cfg
+    end = cfg.total_steps if max_steps is None else min(cfg.total_steps, max_steps)
+    start = min(r.start for r in todo)
+    seeds = tuple(dict.fromkeys(r.cfg.seed for r in todo))
+    pass_state = Path(pass_state) if pass_state else dirs[0] / "stream_state.pt"
+    if world > 1:
+        for r in todo: _broadcast(r.cc.state_dict().values())   # one starting point, as DDP's constructor makes sure
+    if rank == 0:
+        for r in todo: print(r.describe(world))
+        if len(todo) > 1: print(f"{len(todo)} crosscoders in lockstep, {len(seeds)} shuffle seeds, one source")
+    for r in todo:
+        r.log = make_logger(logger if rank == 0 else None, r.out_dir, dict(crosscoder=asdict(r.cc_cfg), train=asdict(r.cfg)))
+    if hasattr(source, "shared"):              # a stream: one pass of forward passes, resumed from its saved position
+        from crosscoding_time.activations import StreamState
+        st = StreamState.load(pass_state) if start and pass_state.exists() else None
+        if st is not None and (st.step != start or sorted(st.buffers) != sorted(seeds)): st = None
+        if start and st is None and rank == 0: print(f"no saved stream position at step {start}: replaying the stream to it")
+        it = source.shared(cfg.batch_size, seeds, n_steps=cfg.total_steps, state=st)
+        if st is None:
+            for _ in range(start): next(it)
+        batches = it
+    else:                                      # a cache or any other source: read once per seed
+        its = {s: source.batches(cfg.batch_size, s, start_step=start) for s in seeds}
+        batches = ({s: next(i) for s, i in its.items()} for _ in iter(int, 1))
+    bar = tqdm(total=end, initial=start, desc=f"crosscoder {todo[0].cc_cfg.kind}" + (f" +{len(todo) - 1}" if len(todo) > 1 else ""),
+               disable=not progress or rank != 0)
+    for step in range(start, end):
+        batch = next(batches)
+        for r in todo:
+            if step < r.start: continue        # a run saved after the others: it has these steps already
+            m = r.step(batch[r.cfg.seed], step, rank, world, end)
+            if m and r is todo[0]: bar.set_postfix(loss=f"{m['loss']:.3g}", l0=f"{m['l0']:.1f}", ev=f"{m['ev']:.3f}")
+        bar.update(1)
         if (step + 1) % cfg.save_every == 0 and step + 1 < end and rank == 0:
-            st = dict(model=cc.state_dict(), opt=opt.state_dict(), step=step + 1, fingerprint=fp)
-            atomic_write(state_path, lambda tmp: torch.save(st, tmp))
+            for r in todo: r.save(step + 1)
+            if hasattr(batches, "state"): batches.state().save(pass_state)
     bar.close()
     if rank == 0:
         if end == cfg.total_steps:
-            cc.save_pretrained(out_dir / "final"); state_path.unlink(missing_ok=True)
+            for r in todo: r.finish()
+            pass_state.unlink(missing_ok=True)
         else:
-            st = dict(model=cc.state_dict(), opt=opt.state_dict(), step=end, fingerprint=fp)
-            atomic_write(state_path, lambda tmp: torch.save(st, tmp))
+            for r in todo: r.save(end)
+            if hasattr(batches, "state"): batches.state().save(pass_state)
     if world > 1: dist.barrier()
-    return cc
+    return [r.cc for r in runs]
+
+def train_crosscoder(cc_cfg: CrossCoderConfig, source, cfg: TrainConfig, out_dir: Path, progress: bool = True,
+                     logger: str | None = None, max_steps: int | None = None, device: str | None = None) -> CrossCoder:
+    "Train (or resume, or load if finished) a crosscoder on `source`; the result is saved in `out_dir/final`."
+    return train_together([(cc_cfg, cfg, out_dir)], source, progress, logger, max_steps, device)[0]

@@ -97,7 +97,11 @@ def test_paper_preset_dry_run_json(tmp_path):
            [6 * 400_000_000 * 2 * len(c["revisions"]) * 2048 * 16_384 for c in js["comparisons"]]
     assert [c["revisions"] for c in js["comparisons"]] == [["step64", "step512"], ["step512", "step2000"],
                                                            ["step2000", "main"], ["step512", "step2000", "main"]]
-    assert all(c["harvest_passes"] == 6 for c in js["comparisons"])    # today: each of 2 kinds x 3 seeds harvests again
+    assert all(c["harvest_passes"] == 1 for c in js["comparisons"])    # one pass per comparison, read by its 6 runs together
+    assert js["gpu_hours"] > 45                                         # the crosscoders in fp32, the reference's precision
+    r = subprocess.run([*_exe(), "figures", "--preset", "pythia-1b", "--dry-run", "--json", "--bf16"], capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "CTT_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0 and json.loads(r.stdout)["gpu_hours"] <= 45, r.stdout[-2000:] + r.stderr[-2000:]   # issue 19
     r = subprocess.run([*_exe(), "figures", "--preset", "tiny", "--json"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "--json prints a paper preset's plan" in r.stderr
 
