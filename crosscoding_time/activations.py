@@ -26,7 +26,7 @@ __all__ = ['DTYPES', 'SPLITS', 'HELDOUT_SEED', 'VALIDATION_SEED', 'BLOOM_SHARES'
            'token_batches', 'ckpt_name', 'check_models', 'check_order', 'check_tokens', 'hook_activations', 'harvest',
            'scales_of', 'estimate_scales', 'ActivationSource', 'family_fingerprint', 'cache_dir', 'config_diff',
            'harvest_cost', 'to_storage', 'ActivationCache', 'ActivationStream', 'StreamState', 'SharedPass',
-           'stream_peak_rss', 'stream_leaks', 'harvest_throughput']
+           'TokenStore', 'stream_peak_rss', 'stream_leaks', 'harvest_throughput']
 
 # %% ../nbs/04_activations.ipynb #c006
 DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}  # storage dtypes
@@ -701,8 +701,9 @@ class ActivationStream(ActivationSource):
         root: Path | str | None = None,  # artifact root for micro families
         models: Sequence | None = None,  # the loaded checkpoints, in `cfg.revisions` order; default: load them
         scales: Tensor | Sequence[float] | None = None,  # known s_c (e.g. a cache's); default: estimate them
+        tokens: TokenStore | None = None,  # the LM batches from a `TokenStore` of this text; default: tokenised afresh
     ):
-        self.root, self.cfg = root, resolve_config(cfg, root)
+        self.root, self.cfg, self._store = root, resolve_config(cfg, root), tokens
         fam = get_family(self.cfg.family, root)
         self._models = list(models) if models is not None else [load_model(fam, r, root=root) for r in self.cfg.revisions]
         check_order(self._models, self.cfg.revisions)
@@ -710,10 +711,15 @@ class ActivationStream(ActivationSource):
         self.family, self.revisions, self.hook = self.cfg.family, self.cfg.revisions, self.cfg.hook
         self.n_tokens, self._cols = self.cfg.n_tokens, list(range(len(self._models)))
         self.scales = (torch.as_tensor(scales, dtype=torch.float32) if scales is not None else
-                       estimate_scales(self._models, islice(token_batches(self.cfg, root), self.cfg.norm_batches),
+                       estimate_scales(self._models, islice(self._token_iter(), self.cfg.norm_batches),
                                        self.cfg.hook, self.cfg.remove_bos and not self.cfg.scale_all_positions,
                                        self.cfg.lm_bf16))
         if self.scales.shape != (len(self._models),): raise ValueError(f"scales must have shape ({len(self._models)},)")
+
+    def _token_iter(self, start: int = 0, step: int = 1) -> Iterator[Tensor]:
+        "LM batches start, start + step, ... of the harvest's text (from the token store where there is one)."
+        if self._store is not None: return self._store.batches(start, step)
+        return islice(token_batches(self.cfg, self.root), start, None, step)
 
     def _batches(self, batch_size, seed, start_step, n_steps):
         for step, out in enumerate(self.shared(batch_size, (seed,), n_steps)):   # a pass read by one seed
@@ -721,94 +727,187 @@ class ActivationStream(ActivationSource):
 
     def shared(
         self,
-        batch_size: int,  # rows per batch, the same for every reader
+        batch_size: int,  # rows per global batch, the same for every reader
         seeds: Sequence[int],  # the shuffle seeds that read this pass (the crosscoders' `TrainConfig.seed`s)
         n_steps: int | None = None,  # steps of the runs; default one pass, n_tokens // batch_size
         state: StreamState | None = None,  # where an interrupted pass stood (`SharedPass.state`): resume from there
+        parts: int = 1,  # split the pass into this many parts, each with its own LM batches and buffers
+        part: int | None = None,  # read only this part (a `torchrun` rank's share); None: every part, concatenated
     ) -> SharedPass:  # an iterator of {seed: batch}, step after step
-        "One pass of forward passes read by several shuffle seeds: for each seed, exactly the batches of `batches(batch_size, seed)`."
+        "One pass of forward passes read by several shuffle seeds: with `parts=1`, each seed's batches are exactly those of `batches(batch_size, seed)`."
         n_steps = self.n_tokens // batch_size if n_steps is None else n_steps
         if n_steps < 1: raise ValueError(f"{self.n_tokens} rows make no batch of {batch_size}")
-        return SharedPass(self, batch_size, tuple(seeds), n_steps, state)
+        return SharedPass(self, batch_size, tuple(seeds), n_steps, state, parts, part)
 
 @dataclass
 class StreamState:
-    "Where a pass stands before step `step`: each seed's buffer (storage dtype) and read position, refills, LM batches read."
+    "Where a pass stands before step `step`: per part, each seed's buffer (storage dtype), read position, refills, LM batches read."
     step: int
-    lm_batches: int
-    refills: int
-    pos: int
-    buffers: dict
+    parts: int
+    part: int | None
+    states: list  # one dict per part read: lm_batches, refills, pos, buffers {seed: Tensor}
+
+    @property
+    def seeds(self) -> list[int]: return sorted(self.states[0]['buffers'])
 
     def save(self, path: Path) -> None:
         "Write the state atomically (`torch.save` of tensors and numbers only: `load` reads it with `weights_only=True`)."
-        st = dict(step=self.step, lm_batches=self.lm_batches, refills=self.refills, pos=self.pos,
-                  buffers={str(s): b.cpu() for s, b in self.buffers.items()})
+        st = dict(step=self.step, parts=self.parts, part=-1 if self.part is None else self.part,
+                  states=[{**s, 'buffers': {str(k): b.cpu() for k, b in s['buffers'].items()}} for s in self.states])
         atomic_write(Path(path), lambda tmp: torch.save(st, tmp))
 
     @classmethod
     def load(cls, path: Path) -> StreamState:
         st = torch.load(path, weights_only=True)
-        return cls(st['step'], st['lm_batches'], st['refills'], st['pos'], {int(s): b for s, b in st['buffers'].items()})
+        return cls(st['step'], st['parts'], None if st['part'] < 0 else st['part'],
+                   [{**s, 'buffers': {int(k): b for k, b in s['buffers'].items()}} for s in st['states']])
+
+class _Part:
+    "One part of a pass: every `parts`-th LM batch from the `index`-th, its buffers (one per seed) and read position."
+    def __init__(self, sp: SharedPass, index: int, state: dict | None):
+        self.sp, self.index = sp, index
+        st = state or dict(lm_batches=0, refills=0, pos=0, buffers=None)
+        self.lm_batches, self.refills, self.pos = st['lm_batches'], st['refills'], st['pos']
+        # this part's text: LM batches index, index + parts, ... after the ones already read (tokenised again on a
+        # resume, but no model runs on them)
+        self._tokens = sp.stream._token_iter(index + sp.parts * self.lm_batches, sp.parts)
+        if st['buffers'] is None:
+            fresh = self._fill(sp.cfg.buffer_mult)
+            self.buffers = {s: sp._shuffle(fresh, s, index, 0) for s in sp.seeds}
+        else:
+            dev = _device(sp.models[0])
+            self.buffers = {s: st['buffers'][s].to(dev) for s in sp.seeds}
+
+    def _fill(self, n_lm: int) -> Tensor:
+        cfg = self.sp.cfg
+        out = torch.cat([to_storage(harvest(self.sp.models, next(self._tokens), cfg.hook, cfg.remove_bos, cfg.lm_bf16), cfg.dtype)
+                         for _ in range(n_lm)])
+        self.lm_batches += n_lm
+        return out
+
+    def next(self, b: int) -> dict[int, Tensor]:
+        if self.pos >= self.sp.half:  # half read: keep the unread rows, add half a buffer of fresh ones, shuffle (§3.3)
+            self.refills += 1
+            fresh = self._fill(self.sp.cfg.buffer_mult // 2)
+            self.buffers = {s: self.sp._shuffle(torch.cat([buf[self.pos:], fresh]), s, self.index, self.refills)
+                            for s, buf in self.buffers.items()}
+            self.pos = 0
+        out = {s: buf[self.pos:self.pos + b].float() for s, buf in self.buffers.items()}
+        self.pos += b
+        return out
+
+    def state(self) -> dict:
+        return dict(lm_batches=self.lm_batches, refills=self.refills, pos=self.pos, buffers=dict(self.buffers))
 
 class SharedPass:
     """The reference's buffer (PAPER.md §3.3), once per seed, filled by one stream of forward passes: every refill
     harvests `buffer_mult/2` LM batches once and adds them to each seed's buffer, which is then shuffled with that
     seed's permutation. Refills fall on the same steps for every seed (they depend only on `batch_size`), so each
-    seed reads exactly what it would read alone, and the forward passes are paid once."""
+    seed reads exactly what it would read alone, and the forward passes are paid once. With `parts=N` the pass is N
+    such streams side by side, part i reading LM batches i, i+N, ... into buffers of its own and giving 1/N of each
+    global batch: under `torchrun` each rank runs only its part, and one process reading every part sees the same
+    global batches."""
     def __init__(self, stream: ActivationStream, batch_size: int, seeds: tuple[int, ...], n_steps: int,
-                 state: StreamState | None = None):
+                 state: StreamState | None = None, parts: int = 1, part: int | None = None):
         cfg = stream.cfg
-        self.half, self.batch_size, self.n_steps = cfg.buffer_rows // 2, batch_size, n_steps
-        if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if 2 * batch_size > self.half:  # so that a batch is always there between refills
-            raise ValueError(f"batch_size {batch_size} is more than a quarter of the {cfg.buffer_rows}-row buffer; "
-                             "raise buffer_mult or batch_seqs")
+        if batch_size < 1 or parts < 1 or batch_size % parts:
+            raise ValueError(f"batch_size {batch_size} must be >= 1 and split evenly into parts={parts}")
+        if part is not None and not 0 <= part < parts: raise ValueError(f"part {part} is not one of 0..{parts - 1}")
+        self.half, self.batch_size, self.n_steps, self.parts = cfg.buffer_rows // 2, batch_size, n_steps, parts
+        if 2 * (batch_size // parts) > self.half:  # so that a batch is always there between refills
+            raise ValueError(f"batch_size {batch_size // parts} (per part) is more than a quarter of the {cfg.buffer_rows}-row "
+                             "buffer; raise buffer_mult or batch_seqs")
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise ValueError(f"seeds must be distinct and >= 0, got {list(seeds)}")
-        self.cfg, self.seeds = cfg, seeds
+        self.cfg, self.stream, self.seeds, self.part = cfg, stream, seeds, part
         self.models = [stream._models[c] for c in stream._cols]
-        if state is None:
-            self.step, self.lm_batches, self.refills, self.pos = 0, 0, 0, 0
-            self._tokens = token_batches(cfg, stream.root)
-            fresh = self._fill(cfg.buffer_mult)
-            self.buffers = {s: self._shuffle(fresh, s, 0) for s in seeds}
-        else:
-            if sorted(state.buffers) != sorted(seeds):
-                raise ValueError(f"the saved pass was read by seeds {sorted(state.buffers)}, not {sorted(seeds)}")
-            self.step, self.lm_batches, self.refills, self.pos = state.step, state.lm_batches, state.refills, state.pos
-            dev = _device(self.models[0])
-            self.buffers = {s: state.buffers[s].to(dev) for s in seeds}
-            # the text restarts where the pass stood: its batches are tokenised again, but no model runs on them
-            self._tokens = islice(token_batches(cfg, stream.root), self.lm_batches, None)
-
-    def _fill(self, n_lm: int) -> Tensor:
-        cfg = self.cfg
-        out = torch.cat([to_storage(harvest(self.models, next(self._tokens), cfg.hook, cfg.remove_bos, cfg.lm_bf16), cfg.dtype)
-                         for _ in range(n_lm)])
-        self.lm_batches += n_lm
-        return out
+        mine = [part] if part is not None else list(range(parts))
+        if state is not None:
+            if (state.parts, state.part) != (parts, part):
+                raise ValueError(f"the saved pass has parts={state.parts}, part={state.part}; asked for parts={parts}, part={part}")
+            if state.seeds != sorted(seeds):
+                raise ValueError(f"the saved pass was read by seeds {state.seeds}, not {sorted(seeds)}")
+        self.step = state.step if state else 0
+        self._parts = [_Part(self, i, state.states[k] if state else None) for k, i in enumerate(mine)]
 
     @staticmethod
-    def _shuffle(buf: Tensor, seed: int, r: int) -> Tensor:
-        return buf[torch.from_numpy(np.random.default_rng([seed, r]).permutation(len(buf))).to(buf.device)]
+    def _shuffle(buf: Tensor, seed: int, part: int, r: int) -> Tensor:
+        key = [seed, r] if part == 0 else [seed, part, r]   # part 0 of one part: the single stream's permutations
+        return buf[torch.from_numpy(np.random.default_rng(key).permutation(len(buf))).to(buf.device)]
+
+    @property
+    def lm_batches(self) -> int: return sum(p.lm_batches for p in self._parts)
 
     def __iter__(self): return self
 
     def __next__(self) -> dict[int, Float[Tensor, "batch n_ckpt d_model"]]:
         if self.step >= self.n_steps: raise StopIteration
-        if self.pos >= self.half:  # half read: keep the unread rows, add half a buffer of fresh ones, shuffle (§3.3)
-            self.refills += 1
-            fresh = self._fill(self.cfg.buffer_mult // 2)
-            self.buffers = {s: self._shuffle(torch.cat([b[self.pos:], fresh]), s, self.refills) for s, b in self.buffers.items()}
-            self.pos = 0
-        out = {s: b[self.pos:self.pos + self.batch_size].float() for s, b in self.buffers.items()}
-        self.pos += self.batch_size; self.step += 1
-        return out
+        outs = [p.next(self.batch_size // self.parts) for p in self._parts]
+        self.step += 1
+        return outs[0] if len(outs) == 1 else {s: torch.cat([o[s] for o in outs]) for s in self.seeds}
 
     def state(self) -> StreamState:
         "Where the pass stands now (before step `self.step`): enough to resume it without running a model again."
-        return StreamState(self.step, self.lm_batches, self.refills, self.pos, dict(self.buffers))
+        return StreamState(self.step, self.parts, self.part, [p.state() for p in self._parts])
+
+# %% ../nbs/04_activations.ipynb #s004
+class TokenStore:
+    """The LM batches of a harvest (`token_batches(cfg)`), written to disk as they are first read and read back from
+    there ever after: the text is tokenised once, a later run and every comparison of a preset read the very same
+    tokens (pinned, whatever happens to the hub's copy of the text), and a resume reaches batch k without tokenising
+    the k before it. Shards of `shard_batches` LM batches, each written atomically, so an interrupted run keeps its
+    finished shards."""
+    def __init__(
+        self,
+        path: Path | str,  # a folder of its own
+        cfg: HarvestConfig,  # family, seq_len, batch_seqs, seed and split say which text
+        root: Path | str | None = None,  # artifact root for micro families
+        shard_batches: int = 64,  # LM batches per file
+    ):
+        self.path, self.cfg, self.root, self.shard_batches = Path(path), cfg, root, shard_batches
+        ident = dict(family=cfg.family, seq_len=cfg.seq_len, batch_seqs=cfg.batch_seqs, seed=cfg.seed, split=cfg.split,
+                     shard_batches=shard_batches)
+        man = self.path / 'manifest.json'
+        if man.exists() and json.loads(man.read_text()) != ident:
+            raise ValueError(f"{self.path} holds the tokens of {json.loads(man.read_text())}, not of {ident}: "
+                             "use another folder or delete it")
+        if not man.exists(): atomic_write_text(man, json.dumps(ident))
+        self._gen, self._at = None, 0   # a live text generator and the LM batch it yields next
+
+    def _file(self, j: int) -> Path: return self.path / f"tokens_{j:06d}.npy"
+
+    def _shard(self, j: int) -> np.ndarray:
+        f = self._file(j)
+        if f.exists(): return np.load(f)
+        first = j * self.shard_batches
+        if self._gen is None or self._at > first:   # a generator at or before the shard's first batch
+            self._gen, self._at = token_batches(self.cfg, self.root), 0
+        for _ in range(first - self._at): next(self._gen)
+        got = []
+        try:
+            for _ in range(self.shard_batches): got.append(next(self._gen).numpy().astype(np.int32))
+        except RuntimeError:          # the text ran out: the last shard keeps what there was
+            if not got: raise
+            self._gen = None
+        arr = np.stack(got)
+        self._at = first + len(got)
+        atomic_write(f, lambda tmp: np.save(tmp, arr))
+        return arr
+
+    def batches(
+        self,
+        start: int = 0,  # the first LM batch
+        step: int = 1,  # then every step-th
+    ) -> Iterator[Int[Tensor, "batch_seqs seq_len"]]:
+        "LM batches start, start + step, ... without end, each exactly `token_batches(cfg)`'s."
+        k, j, arr = start, None, None
+        while True:
+            if k // self.shard_batches != j: j = k // self.shard_batches; arr = self._shard(j)
+            if k % self.shard_batches >= len(arr):
+                raise RuntimeError(f"the {self.cfg.split} text of {self.cfg.family} ran out after {j * self.shard_batches + len(arr)} "
+                                   f"LM batches (token store {self.path})")
+            yield torch.from_numpy(arr[k % self.shard_batches].astype(np.int64))
+            k += step
 
 # %% ../nbs/04_activations.ipynb #c046
 _RSS_SCRIPT = """

@@ -13,7 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'timeit', 'matmul_peak', 'native_bf16', 'trained_state', 'bench_crosscoder', 'bench_pretrain',
-           'bench_harvest', 'bench_harvest_memory', 'bench_crosscoder_run', 'bench_relie', 'run_benchmarks']
+           'bench_harvest', 'bench_harvest_memory', 'bench_crosscoder_run', 'bench_relie', 'bench_paper_shapes',
+           'run_benchmarks']
 
 # %% ../nbs/12b_benchmarks.ipynb #c005
 def timeit(fn: Callable[[], object], min_time: float = 1.0, warmup: int = 1) -> float:
@@ -214,8 +215,75 @@ def bench_relie(root, n_pairs: int = 128, batch_sizes: tuple[int, ...] = (4, 16)
                          limit="", frac_limit=float("nan"), baseline_frac_limit=float("nan")))
     return rows
 
+# %% ../nbs/12b_benchmarks.ipynb #g002
+def _matmul_rate(device: str, dtype: torch.dtype, n: int, min_time: float) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    def mm(): a @ a; _sync(device)
+    return 2 * n ** 3 / timeit(mm, min_time)
+
+def bench_paper_shapes(
+    device: str = "cuda",  # where to measure
+    n_layers: int = 16, d_model: int = 2048, vocab: int = 50_304, hook_layer: int = 9,  # Pythia-1B, blocks.9
+    seq_len: int = 1024, batch_seqs: int = 4,  # the harvest's LM batch (paper §3.3)
+    d_dict: int = 16_384, batch: int = 4096,  # the crosscoder (§3.1, §3.3)
+    runs: int = 6,  # a comparison's runs: 2 kinds x 3 seeds
+    min_time: float = 2.0,
+) -> list[dict]:
+    "Rows/s of the harvest (fp32, bf16 autocast) and of the crosscoder step at the paper's shapes, with their fractions of this device's matmul rates."
+    from transformers import AutoModelForCausalLM
+    from crosscoding_time.checkpoints import twin_config
+    from crosscoding_time.reproduce import train_memory, PAPER_PRESETS
+    rate = {dt: _matmul_rate(device, dt, 4096 if torch.device(device).type == "cuda" else 512, min_time / 4)
+            for dt in (torch.float32, torch.bfloat16)}
+    cfg = twin_config("GPTNeoXForCausalLM", n_layers, d_model, vocab)
+    with torch.device(device): lm = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()
+    lm.gpt_neox.layers = lm.gpt_neox.layers[:hook_layer]       # the harvest runs each model only up to its hook
+    params = sum(p.numel() for p in lm.gpt_neox.parameters())  # the embedding's lookups cost no FLOPs: slightly over
+    tokens = torch.randint(vocab, (batch_seqs, seq_len), device=device)
+    rows, secs = [], {}
+    for name, dt in (("fp32", torch.float32), ("bf16 autocast", torch.bfloat16)):
+        def fwd():
+            with torch.no_grad(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=dt == torch.bfloat16):
+                lm.gpt_neox(tokens)
+            _sync(device)
+        secs[name] = timeit(fwd, min_time)
+    n_tok = batch_seqs * seq_len
+    for name, dt in (("fp32", torch.float32), ("bf16 autocast", torch.bfloat16)):
+        rows.append(dict(benchmark=f"harvest forwards, {n_layers}x{d_model} twin to layer {hook_layer}, {batch_seqs}x{seq_len} "
+                                   f"tokens, {name} ({device})", unit="rows/s", ours=n_tok / secs[name],
+                         baseline=n_tok / secs["fp32"], ratio=secs["fp32"] / secs[name],
+                         limit=f"{rate[dt] / 1e9:.0f} GFLOP/s {'bf16' if dt == torch.bfloat16 else 'fp32'} matmul",
+                         frac_limit=2 * params * n_tok / secs[name] / rate[dt], baseline_frac_limit=2 * params * n_tok / secs["fp32"] / rate[torch.float32]))
+    del lm
+    cc_rows = {n: bench_crosscoder(n_ckpt=n, d_model=d_model, d_dict=d_dict, batch=batch, reps=3, device=device,
+                                   bf16=True, l0=None) for n in (2, 3)}
+    rows += [r for n in (2, 3) for r in cc_rows[n]]
+    # a comparison's runs: each step of one pass is a harvest share (batch rows of each checkpoint) and `runs` steps
+    t_h = 3 * batch * secs["bf16 autocast"] / n_tok                  # the triplet's harvest per batch, bf16 autocast
+    t_c = batch / cc_rows[3][0]["ours"]                              # one fp32 triplet step
+    rows.append(dict(benchmark=f"a comparison's {runs} runs (triplet, fp32 steps): one shared pass vs a pass per run, "
+                               f"from the rows above", unit="rows/s per run", ours=runs * batch / (t_h + runs * t_c),
+                     baseline=runs * batch / (runs * (t_h + t_c)), ratio=runs * (t_h + t_c) / (t_h + runs * t_c),
+                     limit="", frac_limit=float("nan"), baseline_frac_limit=float("nan")))
+    if torch.device(device).type == "cuda":                          # a triplet crosscoder's training peak vs the plan
+        from crosscoding_time.crosscoder import CrossCoder, CrossCoderConfig
+        torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        cc = CrossCoder(CrossCoderConfig(n_ckpt=3, d_model=d_model, d_dict=d_dict), device=device)
+        opt = torch.optim.Adam(cc.parameters(), lr=5e-5)
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True); cc.losses(torch.randn(batch, 3, d_model, device=device))["loss"].backward(); opt.step()
+        peak = torch.cuda.max_memory_allocated() - base
+        P = 2 * 3 * d_model * d_dict + d_dict + 3 * d_model
+        planned = 4 * 4 * P + 6 * 4 * batch * d_dict                 # `train_memory`'s terms for one crosscoder
+        rows.append(dict(benchmark=f"triplet crosscoder training peak memory ({device})", unit="GB", ours=peak / 1e9,
+                         baseline=planned / 1e9, ratio=peak / planned, limit="the plan's terms for one crosscoder",
+                         frac_limit=peak / planned, baseline_frac_limit=1.0))
+        del cc, opt
+    return rows
+
 # %% ../nbs/12b_benchmarks.ipynb #c017
-BENCHMARKS = ("crosscoder", "crosscoder-run", "pretrain", "harvest", "memory", "relie")
+BENCHMARKS = ("crosscoder", "crosscoder-run", "pretrain", "harvest", "memory", "relie", "gpu")
 
 def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataFrame:
     "Run benchmarks (`BENCHMARKS`) into one table: ours, baseline, ratio, fraction of the machine's limit."
@@ -235,6 +303,8 @@ def run_benchmarks(names=BENCHMARKS, root=None, quick: bool = False) -> pd.DataF
         if "harvest" in names: rows.append(bench_harvest(root, n_seqs=8 if quick else 64))
         if "memory" in names: rows.append(bench_harvest_memory(root, 5_000 if quick else 100_000))
         if "relie" in names: rows += bench_relie(root, n_pairs=16 if quick else 128, min_time=0.2 if quick else 2.0)
+        if "gpu" in names and torch.cuda.is_available(): rows += bench_paper_shapes("cuda", min_time=0.5 if quick else 2.0)
+        elif "gpu" in names: print("gpu: no CUDA device here, the paper-shape rows are skipped")
     finally:
         if own: shutil.rmtree(root, ignore_errors=True)
     return pd.DataFrame(rows)

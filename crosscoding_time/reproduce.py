@@ -1489,7 +1489,7 @@ def run_paper(p: PaperPreset, out: Path = Path("figures"), home: Path | None = N
         names = [fam.revision(r).label for r in trip]
         for comp in tqdm(p.comparisons, desc=f"{p.name} comparisons", disable=not progress):
             cname = "_".join(comp)
-            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device, run)
             rows += _train_units(p, fam, comp, [(k, s) for k in p.kinds for s in p.seeds], run, models, src, val,
                                  ce_tokens, progress, device)
             cc = CrossCoder.from_pretrained(run / "crosscoders" / f"l1_s{p.seeds[0]}_{cname}" / "final", device=device)
@@ -1618,7 +1618,6 @@ def write_paper_report(p: PaperPreset, out_dir: Path) -> Path:
         lines.append(f"| {what} | {where} | {cell} |")
     return atomic_write_text(out_dir / "REPORT.md", "\n".join(lines) + "\n")
 
-
 # %% ../nbs/13_reproduce.ipynb #clamsr5
 from .world import atomic_write
 from .tasks import TaskSet, load_clams, clams_all_all
@@ -1698,14 +1697,21 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n: raise ValueError(f"--shard {text}: need 0 <= i < N")
     return i, n
 
-def _comparison_sources(p: PaperPreset, fam, comp: tuple[str, ...], device):
-    "The comparison's models on `device`, its training stream, its validation stream (the same scales) and its CE text."
-    from crosscoding_time.activations import ActivationStream
+def _comparison_sources(p: PaperPreset, fam, comp: tuple[str, ...], device, run: Path):
+    """The comparison's models on `device`, its training stream, its validation stream (the same scales) and its CE
+    text. The scales are estimated once and kept under `run`: a restart reads them back, so that a resumed run trains
+    with the very numbers it started with (on a GPU a fresh estimate may differ in the last bits)."""
+    from crosscoding_time.activations import ActivationStream, TokenStore
     models = [load_model(fam, r, device=device) for r in comp]
     hcfg = replace(p.harvest, revisions=tuple(comp), hook=p.hook)
-    src = ActivationStream(hcfg, models=models)
-    val = ActivationStream(replace(hcfg, seed=7, split="validation", n_tokens=p.val_batches * p.train.batch_size), models=models,
-                           scales=src.scales)                         # held-out text, the training factors (§4.1)
+    vcfg = replace(hcfg, seed=7, split="validation", n_tokens=p.val_batches * p.train.batch_size)
+    kept = run / "scales" / f"{'_'.join(comp)}.json"
+    # the text, tokenised once for the preset: every comparison and every restart reads the same stored batches
+    src = ActivationStream(hcfg, models=models, scales=json.loads(kept.read_text()) if kept.exists() else None,
+                           tokens=TokenStore(run / "tokens" / "train", hcfg))
+    if not kept.exists(): atomic_write_text(kept, json.dumps(src.scales.tolist()))
+    val = ActivationStream(vcfg, models=models, scales=src.scales,    # held-out text, the training factors (§4.1)
+                           tokens=TokenStore(run / "tokens" / "validation", vcfg))
     return models, src, val, sequences(fam, p.ce_seqs, p.harvest.seq_len, seed=99)
 
 def _train_units(p: PaperPreset, fam, comp, units: Sequence[tuple[str, int]], run: Path, models, src, val, ce_tokens,
@@ -1745,7 +1751,7 @@ def run_shard(p: PaperPreset, shard: tuple[int, int], home: Path | None = None, 
     print(f"paper preset {p.name!r}, shard {i}/{n}: {len(mine)} of {len(paper_units(p))} crosscoders on {device.type}")
     with _local_text(fam.arch, data.text, data.val_text):
         for comp in dict.fromkeys(c for c, _, _ in mine):
-            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device)
+            models, src, val, ce_tokens = _comparison_sources(p, fam, comp, device, run)
             _train_units(p, fam, comp, [(k, s) for c, k, s in mine if c == comp], run, models, src, val, ce_tokens,
                          progress, device)
             del models, src, val

@@ -40,6 +40,9 @@ class TrainConfig:
                                      # steps where the CPU multiplies bf16 natively (AVX512-BF16, AMX); off: fp32 (§3.1)
     sparse_below: float = field(default=SPARSE_BELOW, metadata={"fingerprint": "when-set"})  # on the CPU: the
                                      # sparse step where under this share of f is active (05_crosscoder); 0: dense
+    stream_parts: int = field(default=1, metadata={"fingerprint": "when-set"})  # a stream's pass in this many
+                                     # parts (`ActivationStream.shared`): under torchrun with as many processes, each
+                                     # harvests only its part; 1: the reference's one buffer
 
     @property
     def total_steps(self) -> int: return self.n_tokens // self.batch_size
@@ -155,10 +158,10 @@ class _Run:
                 + (f", {world} processes" if world > 1 else "") + (", bf16 autocast" if self.amp["enabled"] else "")
                 + (f"; resuming at step {self.start}" if self.start else ""))
 
-    def step(self, batch: torch.Tensor, step: int, rank: int, world: int, end: int) -> dict:
-        "One optimiser step on this process's share of the global `batch`."
+    def step(self, batch: torch.Tensor, step: int, rank: int, world: int, end: int, local: bool = False) -> dict:
+        "One optimiser step on this process's share of the global `batch` (`local`: `batch` is that share already)."
         cc, opt, cfg = self.cc, self.opt, self.cfg
-        x = local_slice(batch, rank, world).to(self.device) * self.scales[None, :, None]
+        x = (batch if local else local_slice(batch, rank, world)).to(self.device) * self.scales[None, :, None]
         for g in opt.param_groups: g["lr"] = cfg.lr * lr_factor(step, cfg)
         if world > 1: _broadcast(cc.buffers())   # BatchTopK's threshold and dead counts: rank 0's, as DDP does
         with torch.autocast(**self.amp) if self.amp["enabled"] else contextlib.nullcontext():   # autocast knows only some devices
@@ -214,19 +217,25 @@ def train_together(
     start = min(r.start for r in todo)
     seeds = tuple(dict.fromkeys(r.cfg.seed for r in todo))
     pass_state = Path(pass_state) if pass_state else dirs[0] / "stream_state.pt"
+    parts = cfg.stream_parts
+    # under torchrun, with as many parts as processes, each rank harvests only its part: its share of every global
+    # batch. Otherwise every rank reads the whole pass and keeps its slice of each batch (the forwards repeated)
+    part = rank if world > 1 and parts == world and hasattr(source, "shared") else None
+    if part is not None: pass_state = pass_state.with_name(f"{pass_state.stem}.rank{rank}{pass_state.suffix}")
     if world > 1:
         for r in todo: _broadcast(r.cc.state_dict().values())   # one starting point, as DDP's constructor makes sure
     if rank == 0:
         for r in todo: print(r.describe(world))
-        if len(todo) > 1: print(f"{len(todo)} crosscoders in lockstep, {len(seeds)} shuffle seeds, one source")
+        if len(todo) > 1: print(f"{len(todo)} crosscoders in lockstep on one source, {len(seeds)} shuffle "
+                                f"seed{'s' if len(seeds) > 1 else ''}")
     for r in todo:
         r.log = make_logger(logger if rank == 0 else None, r.out_dir, dict(crosscoder=asdict(r.cc_cfg), train=asdict(r.cfg)))
     if hasattr(source, "shared"):              # a stream: one pass of forward passes, resumed from its saved position
         from crosscoding_time.activations import StreamState
         st = StreamState.load(pass_state) if start and pass_state.exists() else None
-        if st is not None and (st.step != start or sorted(st.buffers) != sorted(seeds)): st = None
+        if st is not None and (st.step != start or st.seeds != sorted(seeds) or (st.parts, st.part) != (parts, part)): st = None
         if start and st is None and rank == 0: print(f"no saved stream position at step {start}: replaying the stream to it")
-        it = source.shared(cfg.batch_size, seeds, n_steps=cfg.total_steps, state=st)
+        it = source.shared(cfg.batch_size, seeds, n_steps=cfg.total_steps, state=st, parts=parts, part=part)
         if st is None:
             for _ in range(start): next(it)
         batches = it
@@ -239,12 +248,13 @@ def train_together(
         batch = next(batches)
         for r in todo:
             if step < r.start: continue        # a run saved after the others: it has these steps already
-            m = r.step(batch[r.cfg.seed], step, rank, world, end)
+            m = r.step(batch[r.cfg.seed], step, rank, world, end, local=part is not None)
             if m and r is todo[0]: bar.set_postfix(loss=f"{m['loss']:.3g}", l0=f"{m['l0']:.1f}", ev=f"{m['ev']:.3f}")
         bar.update(1)
-        if (step + 1) % cfg.save_every == 0 and step + 1 < end and rank == 0:
-            for r in todo: r.save(step + 1)
-            if hasattr(batches, "state"): batches.state().save(pass_state)
+        if (step + 1) % cfg.save_every == 0 and step + 1 < end:
+            if rank == 0:
+                for r in todo: r.save(step + 1)
+            if hasattr(batches, "state") and (rank == 0 or part is not None): batches.state().save(pass_state)
     bar.close()
     if rank == 0:
         if end == cfg.total_steps:
@@ -252,7 +262,9 @@ def train_together(
             pass_state.unlink(missing_ok=True)
         else:
             for r in todo: r.save(end)
-            if hasattr(batches, "state"): batches.state().save(pass_state)
+    if end < cfg.total_steps and hasattr(batches, "state") and (rank == 0 or part is not None):
+        batches.state().save(pass_state)
+    if end == cfg.total_steps and part is not None: pass_state.unlink(missing_ok=True)
     if world > 1: dist.barrier()
     return [r.cc for r in runs]
 

@@ -76,6 +76,7 @@ def _run(name: str, tmp: Path, device: str = "") -> Path:
                        capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert f"paper preset {name!r}" in r.stdout                      # the plan and its cost come first
+    (tmp / "stdout.txt").write_text(r.stdout)
     assert f"every stage on {device or ('cuda' if torch.cuda.is_available() else 'cpu')}" in r.stdout, r.stdout[-3000:]
     return tmp / "figures" / name
 
@@ -124,6 +125,11 @@ def _check_common(out: Path, name: str):
 def test_pythia_1b_offline_end_to_end(tmp_path):
     out = _run("pythia-1b", tmp_path)
     _check_common(out, "pythia-1b")
+    p = PAPER_PRESETS["pythia-1b"]                                   # issue 19: a comparison's runs from one pass
+    assert (tmp_path / "stdout.txt").read_text().count("2 crosscoders in lockstep on one source, 1 shuffle seed\n") == len(p.comparisons)
+    run = next((tmp_path / "home" / "paper" / "pythia-1b").iterdir())  # the text tokenised once, the scales kept
+    assert list((run / "tokens" / "train").glob("tokens_*.npy")) and list((run / "tokens" / "validation").glob("*.npy"))
+    assert len(list((run / "scales").glob("*.json"))) == len(p.comparisons)
     assert (out / "relie_3d_top10_pythia-1b.png").exists() and (out / "relie_3d_top100_pythia-1b.csv").exists()
     ann = pd.read_csv(next((out / "annotations").glob("latents_pythia-1b_step512_step2000_main_subjectverb_*.csv")))
     assert {"feat_id", "ie_value_A", "ie_value_C", "comparison"} <= set(ann.columns)
