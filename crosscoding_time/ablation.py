@@ -31,9 +31,9 @@ def ablation_frame(
     k: int = 10,  # top-k per checkpoint (the table: 10)
     **kwargs,  # passed to `indirect_effects` and `ablation_effects` (batch_size, chunk, ...)
 ) -> pd.DataFrame:  # latent, ie_A, ie_B, delta_A, delta_B, ratio, relie, reldec
-    "Ablate each of the top-k union latents in both checkpoints (PAPER.md §5.5); one row per latent."
+    "Ablate each of the top-k union latents in both checkpoints (the paper's Table 7); one row per latent."
     if cc.cfg.n_ckpt != 2:
-        raise ValueError(f"the ablation table compares two checkpoints (PAPER.md §5.5): this crosscoder has "
+        raise ValueError(f"the ablation table compares two checkpoints (the paper's Table 7): this crosscoder has "
                          f"{cc.cfg.n_ckpt}; use a 2-way crosscoder")
     common = {k_: v for k_, v in kwargs.items() if k_ in ("hook", "scales", "batch_size", "chunk", "prepend_bos",
                                                           "first_token", "progress")}
@@ -81,7 +81,7 @@ def relie_reldec_confusion(relie: Tensor, reldec: Tensor) -> pd.DataFrame:
     return pd.DataFrame(m, index=[f"RelDec: {n}" for n in CLASS_NAMES], columns=[f"RelIE: {n}" for n in CLASS_NAMES])
 
 def plot_relie_vs_reldec(relie: Tensor, reldec: Tensor, title: str = ""):
-    "Confusion matrix of classes, histograms and scatter of RelIE vs RelDec (PAPER.md §9, Appendix E)."
+    "Confusion matrix of classes, histograms and scatter of RelIE vs RelDec (the paper's figures, Appendix E)."
     import matplotlib.pyplot as plt
     relie, reldec = torch.as_tensor(relie).float(), torch.as_tensor(reldec).float()
     if relie.shape != reldec.shape or relie.ndim != 1:

@@ -36,14 +36,14 @@ SPLITS = ('train', 'validation')  # crosscoders train on the first; statistics a
 class HarvestConfig:
     "Which activation rows a crosscoder reads: one hook of several checkpoints of one family, on its own text."
     family: str                     # a family name for `checkpoints.get_family`: 'pythia-1b', 'micro-pythia', ...
-    revisions: tuple[str, ...]      # the checkpoints, in crosscoder order (PAPER.md §2.2: a pair or a triplet)
-    hook: str | None = None         # TransformerLens hook; None: `default_hook(n_layers)` (PAPER.md §11.3)
-    seq_len: int = 1024             # tokens per sequence (PAPER.md §3.3, §3.5); micro families: 64
-    batch_seqs: int = 4             # sequences per LM forward pass, `model_batch_size` (PAPER.md §3.3)
-    remove_bos: bool = True         # drop position 0 of every sequence (PAPER.md §3.3): seq_len - 1 rows each
-    n_tokens: int = 400_000_000     # activation rows in one pass, `num_tokens` (PAPER.md §3.3)
-    buffer_mult: int = 128          # stream buffer: this many LM batches, 523,776 rows (PAPER.md §3.3)
-    norm_batches: int = 1000        # LM batches that estimate the scale s_c (PAPER.md §3.4)
+    revisions: tuple[str, ...]      # the checkpoints, in crosscoder order (reference `scripts/local_train_l1_*.sh`: a pair or a triplet)
+    hook: str | None = None         # TransformerLens hook; None: `default_hook(n_layers)` (reference `scripts/local_train_l1_*.sh`)
+    seq_len: int = 1024             # tokens per sequence (reference `train_crosscoder_revision.py`; reference `utils.py`); micro families: 64
+    batch_seqs: int = 4             # sequences per LM forward pass, `model_batch_size` (reference `train_crosscoder_revision.py`)
+    remove_bos: bool = True         # drop position 0 of every sequence (reference `train_crosscoder_revision.py`): seq_len - 1 rows each
+    n_tokens: int = 400_000_000     # activation rows in one pass, `num_tokens` (reference `train_crosscoder_revision.py`)
+    buffer_mult: int = 128          # stream buffer: this many LM batches, 523,776 rows (reference `train_crosscoder_revision.py`)
+    norm_batches: int = 1000        # LM batches that estimate the scale s_c (reference `buffer.py`)
     seed: int = 0                   # which held-out text; the shuffle has its own seed (`batches(seed=...)`)
     dtype: str = 'bfloat16'         # storage dtype of buffer and cache: bf16, as the reference's buffer (paper §3.3)
     split: str = 'train'            # 'train', or 'validation': text held out from every training split (§4.1)
@@ -90,7 +90,7 @@ def resolve_config(
     cfg: HarvestConfig,  # a configuration, perhaps with hook=None
     root: Path | str | None = None,  # artifact root for micro families
 ) -> HarvestConfig:  # the same with the hook filled in, revisions checked against the family
-    "Fill in the default hook (PAPER.md §11.3) and check that the family has every revision."
+    "Fill in the default hook (reference `scripts/local_train_l1_*.sh`) and check that the family has every revision."
     fam = get_family(cfg.family, root)
     for r in cfg.revisions: fam.revision(r)  # an UnknownRevisionError naming the nearest ones
     return cfg if cfg.hook else replace(cfg, hook=default_hook(fam.n_layers))
@@ -153,19 +153,19 @@ def micro_sequences(
 # %% ../nbs/04_activations.ipynb #c012
 @dataclass(frozen=True)
 class TextSource:
-    "Where a hub family's pretraining-style text is streamed from (PAPER.md §3.5)."
+    "Where a hub family's pretraining-style text is streamed from (reference `utils.py`)."
     path: str                        # Hugging Face dataset repository
     data_files: str | None = None    # files inside it; '{lang}' is replaced by each language
     url_list: str | None = None      # a file of the repository listing the data URLs (Dolma)
     languages: tuple[tuple[str, float], ...] = ()  # (language, token share) of a mixture
     text_field: str = 'text'         # the column holding the document
-    min_chars: int = 0               # documents shorter than this are dropped (BLOOM: 2048, PAPER.md §3.5)
+    min_chars: int = 0               # documents shorter than this are dropped (BLOOM: 2048, reference `utils.py`)
     val_files: str | None = None     # the validation split's files ('{lang}' replaced); None: dealt from the stream
 
 BLOOM_SHARES = (('en', .35), ('zh', .19), ('fr', .15), ('es', .13), ('pt', .06), ('ar', .05), ('vi', .03),
-                ('hi', .02), ('id', .01), ('bn', .01))  # top-10 ROOTS languages, renormalised (PAPER.md §3.5)
+                ('hi', .02), ('id', .01), ('bn', .01))  # top-10 ROOTS languages, renormalised (reference `utils.py`)
 
-HUB_TEXT = {  # by architecture (PAPER.md §3.5)
+HUB_TEXT = {  # by architecture (reference `utils.py`)
     'GPTNeoXForCausalLM': TextSource('monology/pile-uncopyrighted', data_files='train/*.jsonl.zst', val_files='val.jsonl.zst'),
     # The reference's download script fetches v1_6-sample, but its tokenizing script globs `v1_5r2_sample-*.json.gz`,
     # the file names of Dolma's v1.5 sample: the text it tokenized, and the one the plan prices (v1_5-sample here)
@@ -186,7 +186,7 @@ def text_to_sequences(
     min_chars: int = 0,  # drop documents with fewer characters
     chunk: int = 64,  # documents per tokenizer call
 ) -> Iterator[Int[Tensor, "seq_len"]]:
-    "The paper's document filter: drop documents shorter than `seq_len` tokens, keep the first `seq_len` (PAPER.md §3.5)."
+    "The paper's document filter: drop documents shorter than `seq_len` tokens, keep the first `seq_len` (reference `utils.py`)."
     texts = iter(texts)
     while batch := [t for t in islice(texts, chunk)]:
         batch = [t for t in batch if len(t) >= min_chars]
@@ -238,7 +238,7 @@ def hub_sequences(
     seed: int = 0,  # shuffle and mixture seed
     split: str = 'train',  # 'train' or 'validation'
 ) -> Iterator[Int[Tensor, "seq_len"]]:
-    "The paper's training sequences of a hub family (PAPER.md §3.5), streamed."
+    "The paper's training sequences of a hub family (reference `utils.py`), streamed."
     fam = get_family(family)
     if fam.arch not in HUB_TEXT: raise ValueError(f"no pretraining text known for {fam.arch}; add a TextSource to HUB_TEXT")
     src, tok = HUB_TEXT[fam.arch], load_tokenizer(fam)
@@ -361,7 +361,7 @@ def harvest(
     models: Sequence,  # TransformerBridge models, one per checkpoint, in crosscoder order
     tokens: Int[Tensor, "batch seq"],  # one token batch, read by every checkpoint
     hook: str,  # e.g. 'blocks.9.hook_resid_pre'
-    remove_bos: bool = True,  # drop position 0 of every sequence (PAPER.md §3.3)
+    remove_bos: bool = True,  # drop position 0 of every sequence (reference `train_crosscoder_revision.py`)
     bf16: bool = False,  # run the forwards under bf16 autocast where a model is on CUDA (the reference's buffer)
 ) -> Float[Tensor, "n_tokens n_ckpt d_model"]:  # n_tokens = batch × (seq − remove_bos), float32
     "Activations at `hook` of every checkpoint on the same tokens, one row per token."
@@ -382,7 +382,7 @@ def harvest(
 def scales_of(
     acts: Iterable[Float[Tensor, "n n_ckpt d_model"]],  # batches of activation rows
 ) -> Float[Tensor, "n_ckpt"]:
-    "s_c = √d_model / mean over all rows of ‖x_c‖₂ (PAPER.md §3.4)."
+    "s_c = √d_model / mean over all rows of ‖x_c‖₂ (reference `buffer.py`)."
     total, n, d = None, 0, None
     for x in acts:
         s = x.double().norm(dim=-1).sum(0)
@@ -394,13 +394,13 @@ def scales_of(
 
 def estimate_scales(
     models: Sequence,  # TransformerBridge models, one per checkpoint
-    tokens_batches: Iterable[Int[Tensor, "batch seq"]],  # the estimation batches (PAPER.md §3.4: 1000 of 4 sequences)
+    tokens_batches: Iterable[Int[Tensor, "batch seq"]],  # the estimation batches (reference `buffer.py`: 1000 of 4 sequences)
     hook: str,  # the hook to read
     remove_bos: bool = False,  # the reference's `estimate_act_norm` averages every position, the first included;
                                # True: the harvested rows only (a correction: position 0's norm is an outlier)
     bf16: bool = False,  # forwards under bf16 autocast on CUDA, as the harvest they scale (`HarvestConfig.lm_bf16`)
 ) -> Float[Tensor, "n_ckpt"]:
-    "Per-checkpoint scale s_c estimated on `tokens_batches` (PAPER.md §3.4)."
+    "Per-checkpoint scale s_c estimated on `tokens_batches` (reference `buffer.py`)."
     return scales_of(harvest(models, t, hook, remove_bos, bf16) for t in tokens_batches)
 
 # %% ../nbs/04_activations.ipynb #c032
@@ -415,7 +415,7 @@ class ActivationSource:
 
     def batches(
         self,
-        batch_size: int,  # rows per batch (PAPER.md §3.3: 4096)
+        batch_size: int,  # rows per batch (reference `train_crosscoder_revision.py`: 4096)
         seed: int,  # shuffle seed
         start_step: int = 0,  # first step to yield (resume)
         n_steps: int | None = None,  # steps of the whole run; default one pass, n_tokens // batch_size
@@ -489,7 +489,7 @@ def harvest_cost(
     cfg: HarvestConfig,  # what to harvest
     d_model: int,  # residual width
 ) -> str:  # one line for the user
-    "Rows × checkpoints × d_model × bytes, and the forward passes it takes (DESIGN.md, Scale)."
+    "Rows × checkpoints × d_model × bytes, and the forward passes it takes."
     nbytes = cfg.n_tokens * len(cfg.revisions) * d_model * DTYPES[cfg.dtype].itemsize
     n_batches = math.ceil(cfg.n_tokens / cfg.rows_per_batch)
     return (f"{cfg.n_tokens:,} tokens × {len(cfg.revisions)} checkpoints × {d_model} d_model × "
@@ -693,7 +693,7 @@ class ActivationCache(ActivationSource):
 
 # %% ../nbs/04_activations.ipynb #c042
 class ActivationStream(ActivationSource):
-    "Shuffled activation batches harvested on the fly through a bounded buffer (PAPER.md §3.3)."
+    "Shuffled activation batches harvested on the fly through a bounded buffer (reference `train_crosscoder_revision.py`)."
 
     def __init__(
         self,
@@ -800,7 +800,7 @@ class _Part:
         return dict(lm_batches=self.lm_batches, refills=self.refills, pos=self.pos, buffers=dict(self.buffers))
 
 class SharedPass:
-    """The reference's buffer (PAPER.md §3.3), once per seed, filled by one stream of forward passes: every refill
+    """The reference's buffer (reference `train_crosscoder_revision.py`), once per seed, filled by one stream of forward passes: every refill
     harvests `buffer_mult/2` LM batches once and adds them to each seed's buffer, which is then shuffled with that
     seed's permutation. Refills fall on the same steps for every seed (they depend only on `batch_size`), so each
     seed reads exactly what it would read alone, and the forward passes are paid once. With `parts=N` the pass is N

@@ -26,7 +26,7 @@ from .world import train_tokenizer, atomic_write_text
 
 # %% ../nbs/02_checkpoints.ipynb #c006
 def ctt_home() -> Path:
-    "The root of all artifacts: `$CTT_HOME`, else `~/.cache/crosscoding_time` (DESIGN.md, Artifacts)."
+    "The root of all artifacts: `$CTT_HOME`, else `~/.cache/crosscoding_time`."
     return Path(os.environ.get('CTT_HOME') or '~/.cache/crosscoding_time').expanduser()
 
 def _root(root: Path | str | None) -> Path:
@@ -36,7 +36,7 @@ def _root(root: Path | str | None) -> Path:
 def tokens_label(
     n: int,  # tokens seen
 ) -> str:  # e.g. "128M", "4B", "3048B"
-    "The paper's short label for a token count (`vis.py:format_tokens`, PAPER.md §2.2)."
+    "The paper's short label for a token count (`vis.py:format_tokens`, reference `scripts/local_train_l1_*.sh`)."
     if n < 0: raise ValueError(f"a token count cannot be negative, got {n}")
     if n >= 1e9: return f"{n/1e9:.0f}B"
     if n >= 1e6: return f"{n/1e6:.0f}M"
@@ -47,11 +47,11 @@ def tokens_label(
 @dataclass(frozen=True)
 class Revision:
     "One checkpoint of a pretraining run, placed on the tokens-seen axis."
-    name: str  # hub branch (or directory) name: `step512`, `step2000-tokens4B`, `global_step10000`, `main` (PAPER.md §2.2)
+    name: str  # hub branch (or directory) name: `step512`, `step2000-tokens4B`, `global_step10000`, `main` (reference `scripts/local_train_l1_*.sh`)
     step: int  # optimiser steps taken
     tokens: int  # tokens seen, exact where known (Pythia: step × 2,097,152)
-    paper_label: str | None = None  # the paper's label where it differs from `tokens_label(tokens)` (`vis.py`, PAPER.md §2.2)
-    caveat: str = ''  # warned about when loaded (BLOOM `global_step400000` is collapsed, PAPER.md §2.2)
+    paper_label: str | None = None  # the paper's label where it differs from `tokens_label(tokens)` (`vis.py`, reference `scripts/local_train_l1_*.sh`)
+    caveat: str = ''  # warned about when loaded (BLOOM `global_step400000` is collapsed, reference `scripts/local_train_l1_*.sh`)
 
     def __post_init__(self):
         if not self.name: raise ValueError("a revision needs a name")
@@ -65,8 +65,8 @@ class Revision:
 
 # %% ../nbs/02_checkpoints.ipynb #c018
 PYTHIA_TOKENS_PER_STEP = 2_097_152  # 1024 sequences × 2048 tokens (Biderman et al. 2023); the exact count
-PYTHIA_LABEL_TOKENS_PER_STEP = 2_000_000  # what `vis.py:revision2tokens_pythia` multiplies by (PAPER.md §2.2)
-PYTHIA_FINAL_STEP = 143_000  # `main` is this step (PAPER.md §2.2)
+PYTHIA_LABEL_TOKENS_PER_STEP = 2_000_000  # what `vis.py:revision2tokens_pythia` multiplies by (reference `scripts/local_train_l1_*.sh`)
+PYTHIA_FINAL_STEP = 143_000  # `main` is this step (reference `scripts/local_train_l1_*.sh`)
 
 def pythia_revision(
     name: str,  # `stepN` or `main`
@@ -85,7 +85,7 @@ def pythia_revisions() -> tuple[Revision, ...]:
     return tuple(pythia_revision(f'step{s}') for s in steps) + (pythia_revision('main'),)
 
 # %% ../nbs/02_checkpoints.ipynb #c022
-OLMO_1B_0724_KNOWN = (  # the accuracy-plot grid (35) and step137000 (PAPER.md §2.2), names as published on the hub
+OLMO_1B_0724_KNOWN = (  # the accuracy-plot grid (35) and step137000 (reference `scripts/local_train_l1_*.sh`), names as published on the hub
     'step0-tokens0B', 'step1000-tokens2B', 'step2000-tokens4B', 'step4000-tokens8B', 'step8000-tokens16B',
     'step10000-tokens20B', 'step16000-tokens33B', 'step20000-tokens41B', 'step30000-tokens62B',
     'step40000-tokens83B', 'step50000-tokens104B', 'step60000-tokens125B', 'step70000-tokens146B',
@@ -96,7 +96,7 @@ OLMO_1B_0724_KNOWN = (  # the accuracy-plot grid (35) and step137000 (PAPER.md �
     'step943000-tokens1976B', 'step1043000-tokens2186B', 'step1143000-tokens2396B', 'step1243000-tokens2605B',
     'step1343000-tokens2815B', 'step1443000-tokens3025B', 'step1454000-tokens3048B', 'main')
 OLMO_MAIN_CAVEAT = ("`main` is the model after the cooldown that follows step1454000-tokens3048B; the paper's "
-                    "final ('3T') checkpoint is the pre-cooldown step1454000-tokens3048B (PAPER.md §11 item 21)")
+                    "final ('3T') checkpoint is the pre-cooldown step1454000-tokens3048B (the reference's code item 21)")
 
 def olmo_revision(
     name: str,  # `stepN-tokensXB` or `main`
@@ -108,11 +108,11 @@ def olmo_revision(
     return Revision(name, int(m[1]), int(m[2]) * 10**9) if m else None
 
 # %% ../nbs/02_checkpoints.ipynb #c026
-BLOOM_TOKENS_PER_STEP = 550_000  # "roughly", `vis.py:revision2tokens_bloom` (PAPER.md §2.2)
-BLOOM_MAIN_TOKENS = 341 * 10**9  # `main` → "341B" in `vis.py` (PAPER.md §2.2)
-BLOOM_STEPS = (1_000, 10_000, 100_000, 200_000, 300_000, 400_000, 500_000, 600_000)  # published branches (PAPER.md §2.2)
+BLOOM_TOKENS_PER_STEP = 550_000  # "roughly", `vis.py:revision2tokens_bloom` (reference `scripts/local_train_l1_*.sh`)
+BLOOM_MAIN_TOKENS = 341 * 10**9  # `main` → "341B" in `vis.py` (reference `scripts/local_train_l1_*.sh`)
+BLOOM_STEPS = (1_000, 10_000, 100_000, 200_000, 300_000, 400_000, 500_000, 600_000)  # published branches (reference `scripts/local_train_l1_*.sh`)
 BLOOM_COLLAPSED_CAVEAT = ("global_step400000 is collapsed: WikiText-2 perplexity 338,341 vs ~30 for its "
-                          "neighbours (PAPER.md §2.2); the paper excludes it everywhere but the CLAMS plot")
+                          "neighbours (reference `scripts/local_train_l1_*.sh`); the paper excludes it everywhere but the CLAMS plot")
 
 def bloom_revision(
     name: str,  # `global_stepN` or `main`
@@ -132,7 +132,7 @@ def bloom_revisions() -> tuple[Revision, ...]:
 def default_hook(
     n_layers: int,  # decoder blocks of the model
 ) -> str:  # a TransformerLens hook name
-    "The paper's hook point for a model of `n_layers` blocks: `blocks.{n_layers//2 + 1}.hook_resid_pre` (PAPER.md §11.3)."
+    "The paper's hook point for a model of `n_layers` blocks: `blocks.{n_layers//2 + 1}.hook_resid_pre` (reference `scripts/local_train_l1_*.sh`)."
     if n_layers < 2: raise ValueError(f"need at least 2 layers for a mid-layer residual hook, got {n_layers}")
     return f"blocks.{min(n_layers // 2 + 1, n_layers - 1)}.hook_resid_pre"
 
@@ -163,13 +163,13 @@ def nearest_by_step(
 @dataclass(frozen=True, repr=False)
 class Family:
     "One pretraining run whose checkpoints can be loaded: repository, architecture, size and revisions."
-    name: str  # registry key: `pythia-1b`, `olmo-1b-0724`, `bloom-1b1`, `micro-pythia`, ... (DESIGN.md)
-    kind: str  # 'hub' (a Hugging Face repository) or 'micro' (pretrained locally by this package; DESIGN.md)
+    name: str  # registry key: `pythia-1b`, `olmo-1b-0724`, `bloom-1b1`, `micro-pythia`, ...
+    kind: str  # 'hub' (a Hugging Face repository) or 'micro' (pretrained locally by this package)
     repo_id: str  # hub repository of the weights; for micro families, the local directory that holds the revisions
-    tokenizer_repo: str  # hub repository (or directory) of the tokenizer; BLOOM's differs (PAPER.md §2.2)
+    tokenizer_repo: str  # hub repository (or directory) of the tokenizer; BLOOM's differs (reference `scripts/local_train_l1_*.sh`)
     arch: str  # Hugging Face architecture class, e.g. GPTNeoXForCausalLM
-    n_layers: int  # decoder blocks (PAPER.md §2.2 table)
-    d_model: int  # residual-stream width (PAPER.md §2.2 table)
+    n_layers: int  # decoder blocks (reference `scripts/local_train_l1_*.sh` table)
+    d_model: int  # residual-stream width (reference `scripts/local_train_l1_*.sh` table)
     revisions: tuple[Revision, ...]  # the known checkpoints, in training order
     scheme: Callable[[str], Revision | None] | None = field(default=None, compare=False)  # parses this family's revision names
     open_ended: bool = False  # accept well-formed names not in `revisions` (the OLMo hub holds 1446)
@@ -194,7 +194,7 @@ class Family:
 
     @property
     def hook_point(self) -> str:
-        "The paper's residual hook for this family (`default_hook`, PAPER.md §11.3)."
+        "The paper's residual hook for this family (`default_hook`, reference `scripts/local_train_l1_*.sh`)."
         return default_hook(self.n_layers)
 
     def revision(self, name: 'str | Revision') -> Revision:
@@ -233,7 +233,7 @@ PYTHIA_SIZES = {  # size: (n_layers, d_model), Biderman et al. 2023, Table 1
     '70m': (6, 512), '160m': (12, 768), '410m': (24, 1024), '1b': (16, 2048),
     '1.4b': (24, 2048), '2.8b': (32, 2560), '6.9b': (32, 4096), '12b': (36, 5120)}
 
-MICRO_ARCHS = {  # micro families pretrained by this package, same architectures as the real ones (DESIGN.md)
+MICRO_ARCHS = {  # micro families pretrained by this package, same architectures as the real ones
     'micro-pythia': 'GPTNeoXForCausalLM', 'micro-olmo': 'OlmoForCausalLM', 'micro-bloom': 'BloomForCausalLM'}
 
 def pythia_family(size: str) -> Family:
@@ -244,14 +244,14 @@ def pythia_family(size: str) -> Family:
                   pythia_revisions(), scheme=pythia_revision, name_format="'stepN' or 'main'")
 
 def olmo_1b_0724() -> Family:
-    "OLMo-1B-0724 with the checkpoints of PAPER.md §2.2; other well-formed revisions load with a warning."
+    "OLMo-1B-0724 with the checkpoints of reference `scripts/local_train_l1_*.sh`; other well-formed revisions load with a warning."
     repo = 'allenai/OLMo-1B-0724-hf'
     return Family('olmo-1b-0724', 'hub', repo, repo, 'OlmoForCausalLM', 16, 2048,
                   tuple(map(olmo_revision, OLMO_1B_0724_KNOWN)), scheme=olmo_revision, open_ended=True,
                   name_format="'stepN-tokensXB' (e.g. 'step2000-tokens4B') or 'main'")
 
 def bloom_1b1() -> Family:
-    "BLOOM-1B1's intermediate checkpoints, with the tokenizer of `bigscience/bloom-1b1` (PAPER.md §2.2)."
+    "BLOOM-1B1's intermediate checkpoints, with the tokenizer of `bigscience/bloom-1b1` (reference `scripts/local_train_l1_*.sh`)."
     return Family('bloom-1b1', 'hub', 'bigscience/bloom-1b1-intermediate', 'bigscience/bloom-1b1',
                   'BloomForCausalLM', 24, 1536, bloom_revisions(), scheme=bloom_revision,
                   name_format="'global_stepN' or 'main'")
@@ -289,16 +289,16 @@ def get_family(
                              "Add your own with register_family(Family(...)).")
 
 # %% ../nbs/02_checkpoints.ipynb #c050
-PAPER_CHECKPOINTS = {  # crosscoder checkpoints (PAPER.md §2.2)
+PAPER_CHECKPOINTS = {  # crosscoder checkpoints (reference `scripts/local_train_l1_*.sh`)
     'pythia-1b': ('step64', 'step512', 'step2000', 'main'),
     'olmo-1b-0724': ('step1000-tokens2B', 'step2000-tokens4B', 'step16000-tokens33B', 'step137000-tokens287B',
                      'step1454000-tokens3048B'),
     'bloom-1b1': ('global_step1000', 'global_step10000', 'global_step100000', 'main')}
-PAPER_TRIPLETS = {  # the 3-way crosscoders (PAPER.md §2.2)
+PAPER_TRIPLETS = {  # the 3-way crosscoders (reference `scripts/local_train_l1_*.sh`)
     'pythia-1b': ('step512', 'step2000', 'main'),
     'olmo-1b-0724': ('step2000-tokens4B', 'step16000-tokens33B', 'step1454000-tokens3048B'),
     'bloom-1b1': ('global_step10000', 'global_step100000', 'main')}
-PAPER_GRIDS = {  # accuracy-plot and similarity-plot grids (PAPER.md §2.2)
+PAPER_GRIDS = {  # accuracy-plot and similarity-plot grids (reference `scripts/local_train_l1_*.sh`)
     'pythia-1b': tuple(f'step{s}' for s in [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000,
                                             10000, 16000, *range(20_000, 140_001, 10_000), 143_000]),
     'olmo-1b-0724': tuple(n for n in OLMO_1B_0724_KNOWN if n not in ('step137000-tokens287B', 'main')),
@@ -308,7 +308,7 @@ def paper_revisions(
     family: str,  # 'pythia-1b', 'olmo-1b-0724' or 'bloom-1b1'
     which: str = 'checkpoints',  # 'checkpoints', 'triplet' or 'grid'
 ) -> tuple[Revision, ...]:
-    "The paper's revisions of `family`: crosscoder checkpoints, 3-way triplet or plot grid (PAPER.md §2.2)."
+    "The paper's revisions of `family`: crosscoder checkpoints, 3-way triplet or plot grid (reference `scripts/local_train_l1_*.sh`)."
     table = {'checkpoints': PAPER_CHECKPOINTS, 'triplet': PAPER_TRIPLETS, 'grid': PAPER_GRIDS}
     if which not in table: raise ValueError(f"which must be one of {list(table)}, got {which!r}")
     if family not in table[which]: raise ValueError(f"the paper has no {which} for {family!r}; it has {list(table[which])}")
@@ -593,7 +593,7 @@ from .world import World, WorldConfig, MultiWorldConfig, atomic_write, atomic_wr
 @dataclass(frozen=True)
 class MicroModelConfig:
     "Shape of a micro model; the architecture is its family's (`MICRO_ARCHS`: GPT-NeoX, OLMo or BLOOM)."
-    n_layers: int = 4        # DESIGN.md prototype: 4 layers, d=128
+    n_layers: int = 4        # the prototype: 4 layers, d=128
     d_model: int = 128
     n_heads: int = 4
     d_mlp: int = 512
@@ -605,11 +605,11 @@ class PretrainConfig:
     family: str = "micro-pythia"
     model: MicroModelConfig = MicroModelConfig()
     world: WorldConfig | MultiWorldConfig = WorldConfig()  # the English world, or the multilingual one (micro-bloom)
-    vocab_size: int = 1024          # small enough that plural suffixes stay separate pieces (DESIGN.md)
-    n_tokens: int = 8_000_000       # DESIGN.md prototype 2: a staged story over 8M tokens
-    batch_size: int = 32            # sequences per step (DESIGN.md prototype: 32 x 64)
+    vocab_size: int = 1024          # small enough that plural suffixes stay separate pieces
+    n_tokens: int = 8_000_000       # the second prototype: a staged story over 8M tokens
+    batch_size: int = 32            # sequences per step (the prototype: 32 x 64)
     seq_len: int = 64
-    lr: float = 1e-3                # AdamW, DESIGN.md prototype
+    lr: float = 1e-3                # AdamW, the prototype
     weight_decay: float = 0.01
     warmup_steps: int = 100
     linear_every: int = 125         # after the powers of two, a checkpoint every this many steps (Pythia: 1000)

@@ -27,8 +27,8 @@ CHOICES = ('paper', 'corrected')   # the reference's form of a BatchTopK detail,
 
 @dataclass(frozen=True)
 class CrossCoderConfig:
-    "Shape, sparsity and provenance of a crosscoder; defaults are the paper's (PAPER.md §3)."
-    n_ckpt: int                         # checkpoints crosscoded together: 2 (pairs) or 3 (triplets), PAPER.md §1
+    "Shape, sparsity and provenance of a crosscoder; defaults are the paper's (reference `crosscoder.py`)."
+    n_ckpt: int                         # checkpoints crosscoded together: 2 (pairs) or 3 (triplets), arXiv 2509.05291
     d_model: int                        # residual width at the hook (2048 Pythia/OLMo-1B, 1536 BLOOM-1B1), §2.2
     d_dict: int = 16384                 # latents: 2^14 for every model, §3.1
     kind: str = 'l1'                    # 'l1' (ReLU + L1 weighted by decoder norms, §3.2) or 'batchtopk' (§3.6)
@@ -86,7 +86,7 @@ class CrossCoderConfig:
 
     @property
     def top_k_aux(self) -> int:
-        "Latents used by the AuxK loss: `aux_k`, or d_model // 2 (PAPER.md §3.6)."
+        "Latents used by the AuxK loss: `aux_k`, or d_model // 2 (reference `crosscoder.py`, BatchTopK)."
         return self.aux_k if self.aux_k is not None else self.d_model // 2
 
     def to_dict(self) -> dict: return asdict(self)
@@ -124,7 +124,7 @@ def check_acts(
 
 # %% ../nbs/05_crosscoder.ipynb #c011
 class CrossCoder(nn.Module):
-    "An acausal crosscoder: one sparse code `f` for the activations of `n_ckpt` checkpoints (PAPER.md §3.1)."
+    "An acausal crosscoder: one sparse code `f` for the activations of `n_ckpt` checkpoints (reference `crosscoder.py`)."
     def __init__(self,
                  cfg: CrossCoderConfig,  # shape, sparsity and provenance
                  device: str | torch.device | None = None):  # where the parameters live
@@ -417,7 +417,7 @@ def k_at(self: CrossCoder, step: int) -> int:
     return max(1, round(c.k_init - (c.k_init - c.k) * step / c.k_anneal_steps))
 
 def topk_every_entry(f: Float[Tensor, "batch d_dict"], f_scaled: Float[Tensor, "batch d_dict"], n: int) -> Tensor:
-    "The plain batch-level top-k (PAPER.md §3.6): f kept at the n largest entries of f_scaled, zeros ranked too."
+    "The plain batch-level top-k (reference `crosscoder.py`, BatchTopK): f kept at the n largest entries of f_scaled, zeros ranked too."
     keep = f_scaled.flatten().topk(min(n, f.numel()), sorted=False).indices
     return torch.zeros_like(f).flatten().scatter(0, keep, f.flatten()[keep]).view_as(f)
 
@@ -624,7 +624,7 @@ def explained_variance(
     x_hat: Float[Tensor, "batch n_ckpt d_model"],  # their reconstruction
     how: str = 'per_token',  # 'per_token': mean over tokens of 1 − err_t/var_t (§4.1); 'ratio': 1 − Σerr/Σvar
 ) -> tuple[Tensor, Float[Tensor, "n_ckpt"]]:  # (joint EV, EV of each checkpoint)
-    "Explained variance of `x_hat` for `x`, over all checkpoints and per checkpoint (PAPER.md §4.1)."
+    "Explained variance of `x_hat` for `x`, over all checkpoints and per checkpoint (reference `test_crosscoder_revision.py`)."
     if how not in EV_KINDS: raise ValueError(f"unknown explained-variance kind {how!r}; use one of {EV_KINDS}")
     err = (x_hat - x).pow(2).sum(-1)             # [batch, n_ckpt]
     var = (x - x.mean(0)).pow(2).sum(-1)         # [batch, n_ckpt]: distance to the batch mean

@@ -139,7 +139,7 @@ def ce_stats(
     scales: Sequence[float] | None = None,  # s_c for an unfolded crosscoder; None: cc.cfg.act_scales
     ce_clean: float | None = None,  # the clean CE if already known (saves a forward pass)
 ) -> dict:  # ce_clean, ce_spliced, ce_zero, delta_ce, ce_recovered
-    "Clean, spliced and zero-ablated CE of one checkpoint, ΔCE and CE recovered (PAPER.md §4.2)."
+    "Clean, spliced and zero-ablated CE of one checkpoint, ΔCE and CE recovered (reference `test_crosscoder_revision.py`)."
     _check_hook(model, hook)
     tokens = _check_tokens(tokens).to(_device(model))
     if not 0 <= ckpt_index < cc.cfg.n_ckpt: raise ValueError(f"ckpt_index {ckpt_index} out of range for n_ckpt={cc.cfg.n_ckpt}")
@@ -168,7 +168,7 @@ def splice_ce(
     scales: Sequence[float] | None = None,  # s_c for an unfolded crosscoder; None: cc.cfg.act_scales
     batch_size: int = 8,  # sequences per batch (the paper: 8)
 ) -> dict:  # ce_clean_<i>, ce_spliced_<i>, ce_zero_<i>, delta_ce_<i>, ce_recovered_<i>
-    "ΔCE and CE recovered of every checkpoint, averaged over batches of `tokens` (PAPER.md §4.2)."
+    "ΔCE and CE recovered of every checkpoint, averaged over batches of `tokens` (reference `test_crosscoder_revision.py`)."
     if len(models) != cc.cfg.n_ckpt: raise ValueError(f"got {len(models)} models for a crosscoder of {cc.cfg.n_ckpt} checkpoints")
     _check_tokens(tokens)
     rows = []
@@ -201,7 +201,7 @@ def rel_dec(
     cc: CrossCoder,  # a crosscoder, folded or not (norms are taken unfolded)
     mode: str | None = None,  # 'two_way', 'one_vs_all' or 'pairwise'; None: two_way for 2 checkpoints, else one_vs_all
 ) -> Tensor:  # two_way: [d_dict]; one_vs_all: [d_dict, n_ckpt]; pairwise: [d_dict, len(reldec_pairs(n_ckpt))]
-    "Relative decoder norms of every latent across checkpoints (PAPER.md §5.3), in normalised space."
+    "Relative decoder norms of every latent across checkpoints (reference `vis.py`), in normalised space."
     n = cc.cfg.n_ckpt
     mode = mode or ('two_way' if n == 2 else 'one_vs_all')
     if mode not in RELDEC_MODES: raise ValueError(f"unknown RelDec mode {mode!r}; use one of {RELDEC_MODES}")

@@ -44,7 +44,7 @@ def token_strings(tokenizer) -> list[str]:
     return [tokenizer.decode([i]) for i in range(len(tokenizer))]
 
 def labelled_corpus(world: World, n_seqs: int = 500, seq_len: int = 64, seed: int = 42) -> Corpus:
-    "`n_seqs` consecutive `seq_len`-token sequences of the world's text with their labels (PAPER.md §8: 500, seed 42)."
+    "`n_seqs` consecutive `seq_len`-token sequences of the world's text with their labels (the paper's annotation procedure: 500, seed 42)."
     n = n_seqs * seq_len
     ids, labs = world.corpus(n, seed=FEATURE_TEXT_SEED + seed, labels=True)
     return Corpus(torch.from_numpy(ids[:n].astype(np.int64)).view(n_seqs, seq_len), labs[:n].reshape(n_seqs, seq_len),
@@ -419,7 +419,7 @@ def annotation_csv(
     version: str = "",            # the run's name (the reference: its lightning version)
     task_category: str = "subjectverb",
 ) -> pd.DataFrame:
-    "The reference's annotation table (PAPER.md §8) for `latents`, with the automatic labels beside it."
+    "The reference's annotation table (the paper's annotation procedure) for `latents`, with the automatic labels beside it."
     from crosscoding_time.evaluation import rel_dec, classify
     from crosscoding_time.relie import three_way_group
     n = cc.cfg.n_ckpt

@@ -70,7 +70,7 @@ def group_tally(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 def tally_markdown(tally: pd.DataFrame) -> str:
-    "The tally as one markdown row per group, shaped like PAPER.md §8's count table: latents (explained), abstract, token-level."
+    "The tally as one markdown row per group, shaped like the paper's count table of annotated latents: latents (explained), abstract, token-level."
     lines = ["| Group | Latents (explained) | Abstract | Token-level |", "|---|---|---|---|"]
     lines += [f"| {r.group} | {r.latents} ({r.explained}) | {r.abstract} | {r.token_level} |" for r in tally.itertuples()]
     tot = tally[["latents", "explained", "abstract", "token_level"]].sum()

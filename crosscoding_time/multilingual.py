@@ -79,7 +79,7 @@ def plot_accuracy_multilingual(df: pd.DataFrame, selected: Sequence[str] = (), t
 
 # %% ../nbs/12_multilingual.ipynb #381bc5d2
 def overlap_frame(ies: Mapping[str, IndirectEffects], k: int, checkpoint: int | None = None) -> pd.DataFrame:
-    "Tidy language x language counts of shared top-k |IE| latents, one block per checkpoint (PAPER.md §7.3)."
+    "Tidy language x language counts of shared top-k |IE| latents, one block per checkpoint (the paper's BLOOM results)."
     if not ies: raise ValueError("no effects given: pass {lang: IndirectEffects} of one phenomenon")
     names = {tuple(ie.checkpoints) for ie in ies.values()}
     if len(names) != 1: raise ValueError(f"the effects come from different crosscoders' checkpoints: {sorted(names)}")

@@ -29,7 +29,7 @@ from .tasks import MinimalPair, _encode, CLAMS_TASKS
 from .activations import check_models, ckpt_name, hook_activations, _device
 from .world import atomic_dir
 
-METHODS = ("ig", "atp")                 # integrated gradients (PAPER.md §5.1); attribution patching = IG with one step
+METHODS = ("ig", "atp")                 # integrated gradients (reference `attribution.py`); attribution patching = IG with one step
 AGGREGATIONS = ("example", "paper")     # sum over a pair's positions, mean over pairs | the reference's (§5.1, §11.4)
 RULES = ("left", "midpoint")            # where IG evaluates the gradient on [0, 1] (the paper: left)
 METRICS = ("logit", "logprob")          # logit(wrong) - logit(correct) (§5.1) | the same in log-probabilities (§5.5)
@@ -70,7 +70,7 @@ def _pair_tokens(tokenizer, pairs: Sequence[MinimalPair], what: str, first_token
             if len(t) == 1 or (first_token and len(t) > 1): continue
             pieces = [tokenizer.decode([x]) for x in t]
             raise ValueError(f"{what}: pair {i} ({p.task or 'no task'} {p.pair_id!r}) has {a} {getattr(p, a)!r} of "
-                             f"{len(t)} tokens {pieces}: the metric reads one logit per answer (PAPER.md §5.1). Drop "
+                             f"{len(t)} tokens {pieces}: the metric reads one logit per answer (reference `attribution.py`). Drop "
                              f"such pairs (keep those whose answers tokenize to one piece) or pass first_token=True")
     return torch.tensor([t[0] for t in ids["clean_answer"]]), torch.tensor([t[0] for t in ids["patch_answer"]])
 
@@ -268,7 +268,7 @@ def indirect_effects(
     pairs: Sequence[MinimalPair],  # the task (a TaskSet or a list of pairs)
     hook: str | None = None,  # where to splice; None: the crosscoder's own hook
     scales: Sequence[float] | None = None,  # s_c for an unfolded crosscoder; None: cfg.act_scales
-    method: str = "ig",  # 'ig' (PAPER.md §5.1) or 'atp' (attribution patching: the gradient at the clean point only)
+    method: str = "ig",  # 'ig' (reference `attribution.py`) or 'atp' (attribution patching: the gradient at the clean point only)
     steps: int = 10,  # IG steps, α = k/steps for k = 0..steps-1 (§5.1: 10)
     rule: str = "left",  # 'left': α = k/steps, the paper's (§5.1, §11.6); 'midpoint': α = (k + 1/2)/steps, more exact
     threshold: float = 0.1,  # per-(pair, position, latent) |IE| <= threshold is set to 0 before aggregating (§5.1)
@@ -389,7 +389,7 @@ def _share(num: Tensor, den: Tensor, fill: float) -> Tensor:
     return torch.where(den > 0, num / den.where(den > 0, torch.ones_like(den)), torch.full_like(den, fill))
 
 def rel_ie(ie: Float[Tensor, "n_ckpt d_dict"], mode: str | None = None, zero: str = "paper") -> Tensor:
-    "Relative indirect effect of every latent (PAPER.md §5.4); `mode` defaults to two_way for 2 checkpoints, else one_vs_all."
+    "Relative indirect effect of every latent (reference `vis.py`); `mode` defaults to two_way for 2 checkpoints, else one_vs_all."
     if ie.ndim != 2 or ie.shape[0] < 2:
         raise ValueError(f"ie must be [n_ckpt >= 2, d_dict], got shape {tuple(ie.shape)}")
     if zero not in ZERO_RULES: raise ValueError(f"unknown zero rule {zero!r}; use one of {ZERO_RULES}")
@@ -408,7 +408,7 @@ def rel_ie(ie: Float[Tensor, "n_ckpt d_dict"], mode: str | None = None, zero: st
 
 # %% ../nbs/08_relie.ipynb #c037
 def three_way_group(rel: Float[Tensor, "d_dict 3"], names: tuple[str, str, str] = ("A", "B", "C")) -> list[str]:
-    "The paper's grouping of latents by their 3-way RelIE vector (PAPER.md §5.4)."
+    "The paper's grouping of latents by their 3-way RelIE vector (reference `vis.py`)."
     if rel.ndim != 2 or rel.shape[1] != 3: raise ValueError(f"expected [d_dict, 3] RelIE, got {tuple(rel.shape)}")
     out = []
     for r in rel.tolist():
@@ -421,7 +421,7 @@ def three_way_group(rel: Float[Tensor, "d_dict 3"], names: tuple[str, str, str] 
 
 # %% ../nbs/08_relie.ipynb #c041
 def top_k(ie: Float[Tensor, "n_ckpt d_dict"], k: int = 10) -> list[list[int]]:
-    "Per checkpoint, the k latents of largest |IE|, among those with a non-zero IE (PAPER.md §5.2)."
+    "Per checkpoint, the k latents of largest |IE|, among those with a non-zero IE (reference `attribution.py`)."
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     out = []
     for row in ie.abs():
@@ -473,8 +473,18 @@ def plot_relie_3d(
         ax.view_init(elev=elev, azim=azim)
         if abs(elev) == 90: ax.set(zticks=[], zlabel="")   # seen from above: the third axis points at the reader
         ax.set_title(f"elev {elev}, azim {azim}", fontsize=9)
+    # the colour is the binned RelIE triple (R, G, B = A, B, C): a legend names each colour present by its group
+    from collections import Counter
+    from matplotlib.lines import Line2D
+    groups = three_way_group(rel, tuple(names))
+    by_colour = {}
+    for c, g in zip(map(tuple, colour.tolist()), groups): by_colour.setdefault(c, Counter())[g] += 1
+    handles = [Line2D([], [], ls='', marker='o', markerfacecolor=c, markeredgecolor='k', markeredgewidth=0.3,
+                      label=f"{cnt.most_common(1)[0][0]} ({sum(cnt.values())})")
+               for c, cnt in sorted(by_colour.items(), key=lambda kv: -sum(kv[1].values()))]
     fig.suptitle(title or f"RelIE of {len(rel)} latents")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles=handles, loc='lower center', ncol=min(4, len(handles)), fontsize=8, frameon=False)
     return fig
 
 # %% ../nbs/08_relie.ipynb #c051

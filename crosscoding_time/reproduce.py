@@ -61,7 +61,7 @@ __all__ = ['PRESETS', 'PAPER_PRESET_NAMES', 'STAGES', 'PAPER_EVAL_BATCHES', 'COR
 # %% ../nbs/13_reproduce.ipynb #c005
 @dataclass(frozen=True)
 class CrosscoderPlan:
-    "Which crosscoders a preset trains on its selected checkpoints, and how (PAPER.md §3, scaled to the micro models)."
+    "Which crosscoders a preset trains on its selected checkpoints, and how (reference `crosscoder.py`, scaled to the micro models)."
     dict_mult: int = 8                  # §3.1: 16,384 latents on d_model 2048
     kinds: tuple[str, ...] = ("l1", "batchtopk")  # §4.3: the statistics table has both
     harvest_tokens: int = 614_400       # activation rows per checkpoint (§3.3: 400M at paper scale)
@@ -83,7 +83,7 @@ class CrosscoderPlan:
 # %% ../nbs/13_reproduce.ipynb #c006
 @dataclass(frozen=True)
 class RelIEPlan:
-    "How a preset measures indirect effects on its L1 crosscoders (PAPER.md §5), and the checks it runs on them."
+    "How a preset measures indirect effects on its L1 crosscoders (reference `attribution.py`), and the checks it runs on them."
     steps: int = 10                     # §5.1: IG steps
     threshold: float = 0.1              # §5.1: per-(position, latent) threshold
     aggregation: str = "paper"          # §5.1: the reference's (attribution.py, get_nodes); 'example' corrects it
@@ -105,7 +105,7 @@ class RelIEPlan:
 
 @dataclass(frozen=True)
 class FeaturesPlan:
-    "How a preset reads, annotates and shows the latents of its L1 crosscoders (PAPER.md §8)."
+    "How a preset reads, annotates and shows the latents of its L1 crosscoders (the paper's annotation procedure)."
     n_seqs: int = 500                   # §8: dashboards on 500 sequences of LM data
     seq_len: int = 64                   # the micro families' sequence length
     seed: int = 42                      # §8: seed 42
@@ -116,8 +116,8 @@ class FeaturesPlan:
 @dataclass(frozen=True)
 class FactorialPlan:
     "The share x richness experiment: one language's share and agreement richness crossed, several seeds per cell."
-    lang: str = "hin"                                   # the language whose knobs are turned (PAPER.md §7.3's puzzle)
-    shares: tuple[float, ...] = (0.02, 0.25)            # its share before normalisation: ROOTS's (PAPER.md §3.5), high
+    lang: str = "hin"                                   # the language whose knobs are turned (the paper's BLOOM results's puzzle)
+    shares: tuple[float, ...] = (0.02, 0.25)            # its share before normalisation: ROOTS's (reference `utils.py`), high
     richness: tuple[str, ...] = ("rich", "english")     # its own agreement, English's (world.RICHNESS)
     seeds: tuple[int, ...] = (0, 1, 2)                  # model init and data order per cell
     model: MicroModelConfig = MicroModelConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256)
@@ -141,7 +141,7 @@ class FactorialPlan:
 
 @dataclass(frozen=True)
 class MultilingualPlan:
-    "The multilingual chapter (PAPER.md §2.2, §6.3, §7.3) on micro-BLOOM, and the share x richness experiment."
+    "The multilingual chapter (reference `scripts/local_train_l1_*.sh`; MultiBLiMP, `jumelet/multiblimp`; the paper's BLOOM results) on micro-BLOOM, and the share x richness experiment."
     family: PretrainConfig = PretrainConfig(family="micro-bloom", world=MultiWorldConfig(), vocab_size=2048,
                                             n_tokens=4_000_000, seed=2)   # own seed and data order
     n_pairs: int = 100                  # §5.1: MultiBLiMP's per-language sets have 100 (SV-#, SV-G) and 290 (SV-P)
@@ -156,7 +156,7 @@ class Preset:
     families: tuple[PretrainConfig, ...]   # the micro families to pretrain and study
     n_pairs: int = 300                     # minimal pairs per task (balanced singular/plural couples)
     task_seed: int = 1                     # seed of the task generator (the corpus has its own)
-    sim_batch_size: int = 32               # PAPER.md §2.1: batches of 32 for the activation similarity
+    sim_batch_size: int = 32               # the paper's checkpoint selection: batches of 32 for the activation similarity
     crosscoders: CrosscoderPlan = CrosscoderPlan()
     relie: RelIEPlan | None = RelIEPlan()  # None: stop after the crosscoders
     features: FeaturesPlan | None = FeaturesPlan()  # None: no annotation, cards or linguistic tables
@@ -202,7 +202,7 @@ PRESETS = {
     # micro: every figure from an empty cache in under 20 minutes on a 2-core CPU (issue 7). lr 2e-3, twice the
     # prototype's, tells the prototype's staged story in 1.5M tokens instead of 8M. micro-OLMo: its own seed and data
     # order, 1.6x micro-Pythia's tokens (the paper's OLMo saw 10x Pythia's), so that accuracy saturates early and
-    # representations have long to keep moving (PAPER.md §2.3). 100 pairs per task; crosscoders: 200 steps of 512 rows
+    # representations have long to keep moving (the paper's accuracy and similarity plots). 100 pairs per task; crosscoders: 200 steps of 512 rows
     # (EV 0.91 on micro-Pythia's triplet; at lr 2e-3 over 10 % of its L1 latents died, at 1e-3 3 %).
     "micro": Preset("micro", (PretrainConfig(n_tokens=1_500_000, lr=2e-3, linear_every=100),
                               PretrainConfig(family="micro-olmo", n_tokens=2_400_000, lr=2e-3, linear_every=200, seed=1)),
@@ -337,7 +337,7 @@ def _cached_csv(path: Path, compute, force: bool) -> pd.DataFrame:
     return df
 
 def comparisons(revisions: Sequence[str]) -> list[tuple[str, ...]]:
-    "The paper's crosscoders on four checkpoints A, B, C, D: A-B, B-C, C-D and the triplet B-C-D (PAPER.md §2.2)."
+    "The paper's crosscoders on four checkpoints A, B, C, D: A-B, B-C, C-D and the triplet B-C-D (reference `scripts/local_train_l1_*.sh`)."
     if len(revisions) != 4: raise ValueError(f"expected the four selected checkpoints, got {list(revisions)}")
     a, b, c, d = revisions
     return [(a, b), (b, c), (c, d), (b, c, d)]
@@ -350,7 +350,7 @@ def _in_order(val, batch_size: int, n: int) -> list[Tensor]:
     return [val.rows(range(i * batch_size, (i + 1) * batch_size)) for i in range(min(n, val.n_tokens // batch_size))]
 
 def _stats_row(fam, comp, kind: str, cc, src, val, models, ce_tokens, batch_size: int, label: str, **extra) -> dict:
-    """One row of the statistics table (PAPER.md §4.3): ℓ0, dead latents and EV as the reference measures them (30
+    """One row of the statistics table (the paper's crosscoder statistics table): ℓ0, dead latents and EV as the reference measures them (30
     unshuffled validation batches, BatchTopK in train mode: ℓ0 = k), the package's own beside them (every validation
     batch, shuffled, BatchTopK at its inference threshold: `*_eval`), and ΔCE of the splice on `ce_tokens`."""
     dev = cc.W_enc.device                     # tensors meet on the consumer's device: the crosscoder's
@@ -388,7 +388,7 @@ def crosscoder_stats(fam, revisions: Sequence[str], plan: CrosscoderPlan, root: 
     return pd.DataFrame(rows)
 
 def stats_table_markdown(df: pd.DataFrame) -> str:
-    "The statistics table shaped like the paper's (PAPER.md §4.3): one row per comparison, L1 | BatchTopK."
+    "The statistics table shaped like the paper's (the paper's crosscoder statistics table): one row per comparison, L1 | BatchTopK."
     kinds = [k for k in ("l1", "batchtopk") if k in set(df.kind)]
     head = ["Model", "Comparison"] + [f"{'L1' if k == 'l1' else 'BatchTopK'}: {c}" for k in kinds
                                        for c in ("ℓ0", "Dead", "EV", "ΔCE A", "ΔCE B", "ΔCE C")]
@@ -531,7 +531,7 @@ def features_stage(fam, revisions: Sequence[str], preset: Preset, root: Path, cc
                                       progress=progress)
             ann = annotate(acts, corpus)
             atomic_write_text(fdir / f"annotation_{cname}.csv", ann.to_csv(index=False))
-            for t in SV_TASKS:                       # the reference's annotation CSV, per task (PAPER.md §8)
+            for t in SV_TASKS:                       # the reference's annotation CSV, per task (the paper's annotation procedure)
                 df = annotation_csv(ies[t], cc, top_k_union(ies[t].ie, plan.k[0])[1], ann, " vs ".join(names),
                                     f"{fam.name}/l1_{cname}")
                 atomic_write_text(fdir / "out" / "annotations" / f"latents_{tag}_{t}_topk{plan.k[0]}.csv", df.to_csv(index=False))
@@ -671,7 +671,7 @@ def _run_figures(preset: Preset, out: Path, home: Path, force: str | None, progr
     invalidate(preset, home, run_root, forced)       # before any run starts: runs side by side must not delete each other's
     pretrain_all(preset, home, jobs, progress)       # every model first, side by side; the stages below find them done
     times.append(dict(part="pretraining", seconds=time.time() - t0))
-    if preset.multilingual is not None:              # micro-BLOOM (PAPER.md §7.3) and the share x richness experiment
+    if preset.multilingual is not None:              # micro-BLOOM (the paper's BLOOM results) and the share x richness experiment
         t1 = time.time()
         pngs, ml_stats = multilingual_stage(preset, home, run_root, out_dir, forced, progress)
         times.append(dict(part=preset.multilingual.family.family + " and share x richness", seconds=time.time() - t1))
@@ -709,7 +709,7 @@ def _run_figures(preset: Preset, out: Path, home: Path, force: str | None, progr
                                              res, out_dir, progress))
         times.append(dict(part=fcfg.family, seconds=time.time() - t1))
     if ml_stats is not None: all_stats.append(ml_stats)   # micro-BLOOM's rows last, as the paper's table
-    if all_stats:                                    # one statistics table for every family (PAPER.md §4.3)
+    if all_stats:                                    # one statistics table for every family (the paper's crosscoder statistics table)
         stats = pd.concat(all_stats, ignore_index=True)
         atomic_write_text(out_dir / "crosscoder_stats.csv", stats.to_csv(index=False))
         atomic_write_text(out_dir / "crosscoder_stats.md", stats_table_markdown(stats))
@@ -824,7 +824,7 @@ def _by_phenomenon(ies: dict[str, IndirectEffects]) -> dict[str, dict[str, Indir
 
 def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, forced: set,
                        progress: bool = True) -> tuple[list[Path], pd.DataFrame | None]:
-    "micro-BLOOM end to end (PAPER.md §7.3); returns the figures and the crosscoder statistics rows."
+    "micro-BLOOM end to end (the paper's BLOOM results); returns the figures and the crosscoder statistics rows."
     import shutil
     plan, rplan = preset.multilingual, preset.relie
     fcfg = plan.family
@@ -865,7 +865,7 @@ def multilingual_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path
     summary = pd.concat(summaries, ignore_index=True)
     pngs.append(save_figure(plot_overlap_trend(summary, f"{name}: mean top-k overlap with the other languages"),
                             summary, out_dir, f"overlap_trend_{name}"))
-    # where the top latents fire: a uniform mix of the languages, as the paper's dashboard set (PAPER.md §8)
+    # where the top latents fire: a uniform mix of the languages, as the paper's dashboard set (the paper's annotation procedure)
     top = {(ph, lang, c): js for ph, pl in by_ph.items() for lang, ie in pl.items()
            for c, js in enumerate(top_k(ie.ie, plan.k[0]))}
     union = sorted({j for v in top.values() for j in v})
@@ -937,24 +937,24 @@ def factorial_stage(preset: Preset, home: Path, run_root: Path, out_dir: Path, f
 _PAPER_SAYS = {
     "accuracy": "Pythia: ~0.5 at 128M; at 1B the distractor tasks dip (relational noun ~0.24, relative clause ~0.17) while "
                 "the plural tasks reach ~0.7-0.8; ~0.9 by 4B, then a plateau. OLMo: ~0.35-0.6 at 2-4B, ~0.67-0.96 at 33B, "
-                "then a noisy plateau (PAPER.md §2.3).",
+                "then a noisy plateau (the paper's accuracy and similarity plots).",
     "similarity": "Pythia: 4B vs 286B only ~0.3 similar; OLMo keeps moving after its accuracy plateau (33B vs 3048B "
-                  "~0.5-0.6); BLOOM: 550M vs the rest ~0.1-0.2, 55B onward ~0.8-0.95 (PAPER.md §2.3).",
+                  "~0.5-0.6); BLOOM: 550M vs the rest ~0.1-0.2, 55B onward ~0.8-0.95 (the paper's accuracy and similarity plots).",
     "stats": "Every crosscoder reconstructs well, early checkpoints too; ΔCE is largest for the latest checkpoint "
-             "(Pythia 286B: 0.48-0.54); L1 dead latents 0-425 of 16,384 (PAPER.md §4.3).",
+             "(Pythia 286B: 0.48-0.54); L1 dead latents 0-425 of 16,384 (the paper's crosscoder statistics table).",
     "relie": "Pythia's triplet: most top latents are specific to one checkpoint or shared by two; none is 1B-specific "
-             "and none is shared by all three (PAPER.md §7.1).",
+             "and none is shared by all three (the paper's Pythia results).",
     "ablation": "RelIE tracks the ablation ratio better than RelDec: mean Spearman 0.945 vs 0.787 (Pythia), "
-                "0.952 vs 0.843 (OLMo) (PAPER.md §7.4).",
+                "0.952 vs 0.843 (OLMo) (the paper's Table 7).",
     "kinds": "Pythia moves from token and sub-word detectors to plural-noun, nominalisation and preposition detectors "
-             "by 286B (PAPER.md §7.1).",
-    "ml_accuracy": "BLOOM on MultiBLiMP: 0.49-0.92 at 550M, mostly 0.7-0.97 by 6B, then flat (PAPER.md §2.3).",
+             "by 286B (the paper's Pythia results).",
+    "ml_accuracy": "BLOOM on MultiBLiMP: 0.49-0.92 at 550M, mostly 0.7-0.97 by 6B, then flat (the paper's accuracy and similarity plots).",
     "overlap": "Overlap of the top latents rises with training; Hindi and Arabic share few latents with the other "
-               "languages even at 341B (top-10 SV-#: Hindi 1-2, the Latin-script languages up to 7) (PAPER.md §7.3).",
+               "languages even at 341B (top-10 SV-#: Hindi 1-2, the Latin-script languages up to 7) (the paper's BLOOM results).",
     "scope": "At 6B most BLOOM detectors are language-specific or punctuation; shared cross-lingual ones emerge by "
-             "341B; Hindi's top latents are all Hindi-only (PAPER.md §7.3, §8).",
+             "341B; Hindi's top latents are all Hindi-only (the paper's BLOOM results; the paper's annotation procedure).",
     "factorial": "Not in the paper: it could not tell whether richer agreement or scarce data keeps Hindi and Arabic "
-                 "apart (PAPER.md §7.3).",
+                 "apart (the paper's BLOOM results).",
 }
 
 def _read(out_dir: Path, name: str) -> pd.DataFrame | None:
@@ -1131,7 +1131,7 @@ class Accelerator:
 
 @dataclass(frozen=True)
 class PaperPreset:
-    "One of the paper's configurations (PAPER.md §2-§6), planned and priced by `plan_cost`."
+    "One of the paper's configurations (arXiv 2509.05291), planned and priced by `plan_cost`."
     name: str
     family: str                                  # registry name (`checkpoints.FAMILIES`)
     comparisons: tuple[tuple[str, ...], ...]     # the crosscoders: 2-way pairs and the 3-way triplet (§2.2)

@@ -131,8 +131,12 @@ def plot_similarity(df: pd.DataFrame, title: str | None = None, selected: Sequen
     for a in sel:                                   # and the cells comparing two chosen checkpoints, outlined
         for b in sel:
             if b < a: ax.add_patch(Rectangle((b, a), 1, 1, fill=False, edgecolor="purple", lw=1.6))
-    ax.set(xlabel="tokens seen", ylabel="tokens seen",
-           title=title or f"{df['family'].iloc[0]}: activation similarity at {df['hook'].iloc[0]}")
+    ax.set(xlabel="tokens seen", ylabel="tokens seen")
+    # the title above the whole figure, wrapped to its width: over the axes alone it was clipped at both sides and
+    # ran into the colour bar
+    import textwrap
+    text = title or f"{df['family'].iloc[0]}: activation similarity at {df['hook'].iloc[0]}"
+    fig.suptitle(textwrap.fill(text, max(30, int(fig.get_figwidth() * 9))), fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -34,7 +34,7 @@ class MinimalPair:
     clean_prefix: str  # shared context; the next-token metric is read at its last token
     clean_answer: str  # correct continuation, with its leading space (" is")
     patch_answer: str  # wrong continuation (" are")
-    patch_prefix: str | None = None  # counterfactual prefix; None: zero-ablation, as in PAPER.md §6.1
+    patch_prefix: str | None = None  # counterfactual prefix; None: zero-ablation, as in the reference's BLiMP loader, `utils.py`
     task: str = ''  # BLiMP UID, CLAMS "en_simple_agrmt", "multiblimp_fra_SV-#", ...
     lang: str = 'en'  # language code of the sentences
     phenomenon: str = ''  # BLiMP `linguistics_term`, CLAMS task, MultiBLiMP `SV-#`/`SV-G`/`SV-P`
@@ -68,12 +68,12 @@ class MinimalPair:
                        patch_prefix=self.clean_prefix if self.patch_prefix is not None else None)
 
 # %% ../nbs/01_tasks.ipynb #c011
-SKIP_LENGTHS = 'answer lengths differ'  # the two answers tokenize to different lengths (PAPER.md §6.1)
-SKIP_LONG = 'answer longer than 2 tokens'  # (PAPER.md §6.1)
+SKIP_LENGTHS = 'answer lengths differ'  # the two answers tokenize to different lengths (the reference's BLiMP loader, `utils.py`)
+SKIP_LONG = 'answer longer than 2 tokens'  # (the reference's BLiMP loader, `utils.py`)
 SKIP_IDENTICAL = 'identical answers'  # nothing to contrast
 SKIP_EMPTY_PREFIX = 'empty prefix'  # no context token to read the metric at
 SKIP_EXTENDS = 'one sentence extends the other'  # word rule: no differing next word
-SKIP_TWO_PREFIX = 'not a one-prefix pair'  # BLiMP `one_prefix_method` false (PAPER.md §6.1)
+SKIP_TWO_PREFIX = 'not a one-prefix pair'  # BLiMP `one_prefix_method` false (the reference's BLiMP loader, `utils.py`)
 SKIP_FLAGGED = 'skip flag set in file'  # processed CLAMS rows with `skip: true`
 
 @dataclass
@@ -221,7 +221,7 @@ def fit_answers(clean_prefix: str, # the shared context
                 patch_answer: str, # wrong continuation (" are")
                 tokenizer=None, # a Hugging Face tokenizer; None runs only the string checks
                ) -> tuple[str, str, str] | str:
-    "The paper's answer filter (PAPER.md §6.1 steps 3-4): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
+    "The paper's answer filter (the reference's BLiMP loader, `utils.py` steps 3-4): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
     if not clean_prefix.strip(): return SKIP_EMPTY_PREFIX
     if clean_answer == patch_answer: return SKIP_IDENTICAL
     if tokenizer is None: return clean_prefix, clean_answer, patch_answer
@@ -238,7 +238,7 @@ def to_prefix_answer(prefix: str, # the words before the critical word (BLiMP `o
                      bad: str, # the wrong word(s)
                      tokenizer=None, # a Hugging Face tokenizer; None: `prefix` and `" " + word` as they are
                     ) -> tuple[str, str, str] | str:
-    "The paper's token rule (PAPER.md §6.1): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
+    "The paper's token rule (the reference's BLiMP loader, `utils.py`): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
     prefix, good, bad = prefix.strip(), good.strip(), bad.strip()
     if tokenizer is None or not prefix: return fit_answers(prefix, ' ' + good, ' ' + bad)
     ta, tb = _ids(tokenizer, f"{prefix} {good}"), _ids(tokenizer, f"{prefix} {bad}")
@@ -259,14 +259,14 @@ def to_prefix_answer_words(sentence_good: str, # the grammatical sentence
                            sentence_bad: str, # the ungrammatical one
                            tokenizer=None, # a Hugging Face tokenizer for the answer filter; None: string checks only
                           ) -> tuple[str, str, str] | str:
-    "The paper's word rule (PAPER.md §6.2): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
+    "The paper's word rule (the reference's CLAMS loader, `utils.py`): `(clean_prefix, clean_answer, patch_answer)` or a skip reason."
     split = _word_split(sentence_good, sentence_bad)
     if isinstance(split, str): return split
     prefix, good, bad = split
     return fit_answers(prefix, ' ' + good, ' ' + bad, tokenizer)
 
 # %% ../nbs/01_tasks.ipynb #c033
-BLIMP_SV_TASKS = (  # the one-prefix SV paradigms of the paper's `subjectverb` set (PAPER.md §6.1)
+BLIMP_SV_TASKS = (  # the one-prefix SV paradigms of the paper's `subjectverb` set (the reference's BLiMP loader, `utils.py`)
     'distractor_agreement_relational_noun',
     'distractor_agreement_relative_clause',
     'irregular_plural_subject_verb_agreement_1',
@@ -327,7 +327,7 @@ def _blimp_dir(path: Path, tokenizer, one_prefix_only: bool, keep: set | None) -
 
 # %% ../nbs/01_tasks.ipynb #c040
 def load_blimp(source, # a BLiMP .jsonl file, a directory of them, an iterable of row dicts, or "hub:<paradigm>"
-               tokenizer=None, # apply the token rule and answer filter of this tokenizer (PAPER.md §6.1); None: published prefix/words
+               tokenizer=None, # apply the token rule and answer filter of this tokenizer (the reference's BLiMP loader, `utils.py`); None: published prefix/words
                one_prefix_only: bool = True, # skip (and report) rows whose `one_prefix_method` is false
                task: str | Iterable[str] | None = None, # keep only these paradigms (UIDs; file stems in a directory); None: all
               ) -> TaskSet:
@@ -389,7 +389,7 @@ def _clams_raw_rows(path: Path) -> Iterator[tuple[str, dict]]:
         yield f"{path}, lines {i} and {j}", {'sentence_good': cap(t), 'sentence_bad': cap(f)}
 
 def _clams_raw_pair(row: dict, where: str, n: int, tokenizer, task: str, lang: str) -> MinimalPair | tuple:
-    "One raw CLAMS pair through the word rule (PAPER.md §6.2)."
+    "One raw CLAMS pair through the word rule (the reference's CLAMS loader, `utils.py`)."
     split = to_prefix_answer_words(row['sentence_good'], row['sentence_bad'], tokenizer)
     if isinstance(split, str): return task, str(n), split
     return MinimalPair(row['sentence_good'], row['sentence_bad'], *split, task=task, lang=lang,
@@ -397,7 +397,7 @@ def _clams_raw_pair(row: dict, where: str, n: int, tokenizer, task: str, lang: s
 
 # %% ../nbs/01_tasks.ipynb #c060
 def load_clams(path, # a processed CLAMS .jsonl (`en_prep_anim.jsonl`) or a raw evalset file (`en_evalset/prep_anim.txt`)
-               tokenizer=None, # apply this tokenizer's answer filter (PAPER.md §6.2); None: string checks only
+               tokenizer=None, # apply this tokenizer's answer filter (the reference's CLAMS loader, `utils.py`); None: string checks only
                lang: str | None = None, # language code; None: from the file or folder name prefix
               ) -> TaskSet:
     "Load one CLAMS task, processed jsonl or raw tab-separated, as a `TaskSet` named `{lang}_{task}`."
@@ -434,7 +434,7 @@ def clams_all_all(tasksets: Mapping[str, TaskSet], # `{lang}_{task}` -> `TaskSet
     return TaskSet('clams-all-all', seeded_shuffle(pairs, seed))
 
 # %% ../nbs/01_tasks.ipynb #c067
-MULTIBLIMP_FIELDS = ('sen', 'wrong_sen', 'phenomenon')  # the columns the paper uses (PAPER.md §6.3)
+MULTIBLIMP_FIELDS = ('sen', 'wrong_sen', 'phenomenon')  # the columns the paper uses (MultiBLiMP, `jumelet/multiblimp`)
 
 def _tsv_rows(path: Path, expected: Iterable[str]) -> Iterator[tuple[str, dict]]:
     "Yield (where, row) for each data line of a tab-separated file with a header line."
@@ -451,7 +451,7 @@ def _check_lang(lang: str) -> None:
                          "'eng', 'fra', 'hin' (the paper's six: eng, fra, spa, por, arb, hin)")
 
 def _multiblimp_pair(row: dict, where: str, n: int, tokenizer, lang: str) -> MinimalPair | tuple:
-    "One MultiBLiMP row through the word rule (PAPER.md §6.3)."
+    "One MultiBLiMP row through the word rule (MultiBLiMP, `jumelet/multiblimp`)."
     _require(row, MULTIBLIMP_FIELDS, where, MULTIBLIMP_FIELDS)
     task = f"multiblimp_{lang}_{row['phenomenon']}"
     split = to_prefix_answer_words(row['sen'], row['wrong_sen'], tokenizer)
@@ -516,7 +516,7 @@ def sentence_logprob(model, # a Hugging Face causal LM or a `TransformerBridge`
                      batch_size: int = 32, # sentences per forward pass
                      prepend_bos: bool = True, # score the first token given BOS (lm-eval's context for Pythia)
                     ) -> Float[Tensor, "n_sentences"]:
-    "Summed log-probability of each sentence's tokens (PAPER.md §2.1)."
+    "Summed log-probability of each sentence's tokens (the paper's checkpoint selection)."
     seqs = _encode(tokenizer, list(sentences), prepend_bos)
     out = []
     for i in range(0, len(seqs), batch_size):
@@ -547,7 +547,7 @@ def accuracy_sentence_ll(model, # a Hugging Face causal LM or a `TransformerBrid
                          taskset, # a `TaskSet` or list of pairs
                          batch_size: int = 32, # sentences per forward pass
                         ) -> float:
-    "Fraction of pairs with log p(good) > log p(bad), lm-eval's BLiMP accuracy (PAPER.md §2.1)."
+    "Fraction of pairs with log p(good) > log p(bad), lm-eval's BLiMP accuracy (the paper's checkpoint selection)."
     # lm-eval takes the argmax, so it counts an exact tie as right; here a tie is wrong
     return _accuracy(sentence_ll_margin(model, tokenizer, taskset, batch_size), taskset)
 
@@ -566,7 +566,7 @@ def next_token_margin(model, # a Hugging Face causal LM or a `TransformerBridge`
                       batch_size: int = 32, # prefixes per forward pass
                       prepend_bos: bool = False, # the reference's raw prefix; True puts BOS first (a correction)
                      ) -> Float[Tensor, "n_pairs"]:
-    "logit(clean_answer) - logit(patch_answer) at the last prefix token, first answer tokens (PAPER.md §2.1)."
+    "logit(clean_answer) - logit(patch_answer) at the last prefix token, first answer tokens (the paper's checkpoint selection)."
     pairs = list(pairs)
     seqs = _encode(tokenizer, [p.clean_prefix for p in pairs], prepend_bos)
     clean = torch.tensor(_first_tokens(tokenizer, [p.clean_answer for p in pairs]), dtype=torch.long)
@@ -585,7 +585,7 @@ def accuracy_next_token(model, # a Hugging Face causal LM or a `TransformerBridg
                         batch_size: int = 32, # prefixes per forward pass
                         prepend_bos: bool = False, # the reference's raw prefix; True puts BOS first
                        ) -> float:
-    "Fraction of pairs whose next-token margin is positive (PAPER.md §2.1, MultiBLiMP)."
+    "Fraction of pairs whose next-token margin is positive (the paper's checkpoint selection, MultiBLiMP)."
     return _accuracy(next_token_margin(model, tokenizer, taskset, batch_size, prepend_bos), taskset)
 
 # %% ../nbs/01_tasks.ipynb #c086

@@ -22,7 +22,7 @@ __all__ = ['TrainConfig', 'lr_factor', 'l1_factor', 'init_distributed', 'local_d
 # %% ../nbs/06_training.ipynb #c005
 @dataclass(frozen=True)
 class TrainConfig:
-    "The crosscoder training recipe; defaults are the paper's (PAPER.md §3.3)."
+    "The crosscoder training recipe; defaults are the paper's (reference `train_crosscoder_revision.py`)."
     lr: float = 5e-5                 # §3.3 Adam learning rate
     beta1: float = 0.9               # §3.3
     beta2: float = 0.999             # §3.3

@@ -149,11 +149,11 @@ class Noun:
 
 @dataclass(frozen=True)
 class WorldConfig:
-    "Knobs of the English micro world; defaults follow the second prototype of DESIGN.md."
+    "Knobs of the English micro world; defaults follow the second prototype."
     seed: int = 0                  # everything below is drawn from this seed
-    zipf_exponent: float = 1.0     # DESIGN.md: Zipfian noun frequencies
-    irregular_weight: float = 0.3  # DESIGN.md: irregulars at 0.3x the weight of a regular noun of the same rank
-    filler_share: float = 0.5      # DESIGN.md: half the sentences carry no agreement signal
+    zipf_exponent: float = 1.0     # Zipfian noun frequencies
+    irregular_weight: float = 0.3  # irregulars at 0.3x the weight of a regular noun of the same rank
+    filler_share: float = 0.5      # half the sentences carry no agreement signal
     attractor_share: float = 0.3   # share of agreement sentences with a PP, relational or relative-clause attractor
     neutral_det_share: float = 0.6 # subjects with a number-neutral determiner (the, my, ...): the noun is the only cue
     name_share: float = 0.08       # subjects that are first names
@@ -339,7 +339,7 @@ class Grammar:
 TASKS = ("regular_plural_subject_verb_agreement_1", "irregular_plural_subject_verb_agreement_1",
          "distractor_agreement_relational_noun", "distractor_agreement_relative_clause",
          "determiner_noun_agreement_1", "anaphor_number_agreement")
-SV_TASKS = TASKS[:4]  # the paper's `subjectverb` set (PAPER.md §6.1)
+SV_TASKS = TASKS[:4]  # the paper's `subjectverb` set (the reference's BLiMP loader, `utils.py`)
 
 def _record(task: str, pid: int, prefix: list[Word], good: str, bad: str, tail: list[Word], number: str) -> dict:
     good_s = sentence_text(prefix + [Word(good)] + tail); bad_s = sentence_text(prefix + [Word(bad)] + tail)
@@ -595,9 +595,9 @@ class World:
         return [self.tokenizer.decode([i]) for i in self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]]
 
 # %% ../nbs/00_world.ipynb #e116cfda
-LANGS = ("eng", "fra", "spa", "por", "arb", "hin")  # MultiBLiMP's codes for BLOOM's top-10 languages (PAPER.md §6.3)
-ROOTS_SHARES = {"eng": 0.35, "fra": 0.15, "spa": 0.13, "por": 0.06, "arb": 0.05, "hin": 0.02}  # PAPER.md §3.5
-PHENOMENA = ("SV-#", "SV-G", "SV-P")  # MultiBLiMP: subject-verb agreement in number, gender, person (PAPER.md §6.3)
+LANGS = ("eng", "fra", "spa", "por", "arb", "hin")  # MultiBLiMP's codes for BLOOM's top-10 languages (MultiBLiMP, `jumelet/multiblimp`)
+ROOTS_SHARES = {"eng": 0.35, "fra": 0.15, "spa": 0.13, "por": 0.06, "arb": 0.05, "hin": 0.02}  # reference `utils.py`
+PHENOMENA = ("SV-#", "SV-G", "SV-P")  # MultiBLiMP: subject-verb agreement in number, gender, person (MultiBLiMP, `jumelet/multiblimp`)
 RICHNESS = ("rich", "english")       # the language's own agreement, or English's (3sg vs the rest, no gender)
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Data parallelism: `torchrun --nproc_per_node 2` (gloo, CPU) ends where a single process does at the same
-global batch and seed (PAPER.md §3.3 recipe; DESIGN.md "Scale")."""
+global batch and seed (the recipe of reference `train_crosscoder_revision.py`)."""
 import os, subprocess, sys
 from pathlib import Path
 
