@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 from jaxtyping import Float, Int
 
-from .world import World, WorldConfig, Grammar, grammar_for, world_config_from_dict, doc_text, EOT, atomic_write, atomic_write_text
+from .world import World, WorldConfig, Grammar, grammar_for, world_config_from_dict, doc_text, EOT, atomic_write, atomic_write_text, sha256_file
+from .tasks import model_device
 from .checkpoints import (Family, PretrainConfig, MicroModelConfig, ctt_home, get_family,
                                           load_model, load_tokenizer, default_hook, fingerprint, micro_dir)
 
@@ -354,8 +355,6 @@ def hook_activations(
     _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=stop)
     return cache[hook]
 
-def _device(model) -> torch.device: return next(model.parameters()).device
-
 @torch.no_grad()
 def harvest(
     models: Sequence,  # TransformerBridge models, one per checkpoint, in crosscoder order
@@ -369,13 +368,13 @@ def harvest(
     tokens = check_tokens(tokens, models, remove_bos)
     out = []
     for i, m in enumerate(models):
-        dev = _device(m)
+        dev = model_device(m)
         with torch.autocast('cuda', dtype=torch.bfloat16) if bf16 and dev.type == 'cuda' else contextlib.nullcontext():
             x = hook_activations(m, tokens.to(dev), hook).float()
         if not torch.isfinite(x).all():
             raise FloatingPointError(f"{ckpt_name(m, i)} produced {int(x.isnan().sum())} NaN and {int(x.isinf().sum())} "
                                      f"inf activations at {hook}: a broken or collapsed checkpoint?")
-        out.append((x[:, 1:] if remove_bos else x).to(_device(models[0])))
+        out.append((x[:, 1:] if remove_bos else x).to(model_device(models[0])))
     return torch.stack(out, dim=2).flatten(0, 1)
 
 # %% ../nbs/04_activations.ipynb #c028
@@ -513,12 +512,6 @@ def _from_numpy(a: np.ndarray, dtype: str) -> Float[Tensor, "..."]:
     t = torch.from_numpy(np.ascontiguousarray(a))
     return (t.view(torch.int16).view(torch.bfloat16) if dtype == 'bfloat16' else t).float()
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 22), b''): h.update(block)
-    return h.hexdigest()
-
 def _versions() -> dict:
     import importlib.metadata as md
     out = {}
@@ -603,7 +596,7 @@ class ActivationCache(ActivationSource):
                             fingerprint=_key(cfg, family_fingerprint(cfg.family, root)),
                             family_fingerprint=family_fingerprint(cfg.family, root), family=cfg.family,
                             revisions=list(cfg.revisions), hook=cfg.hook, d_model=d_model, n_tokens=cfg.n_tokens,
-                            dtype=cfg.dtype, shards=[dict(file=f.name, rows=b - a, sha256=_sha256(f))
+                            dtype=cfg.dtype, shards=[dict(file=f.name, rows=b - a, sha256=sha256_file(f))
                                                      for (a, b), f in zip(plan, files)],
                             scales=scales.tolist(), versions=_versions())
             atomic_write_text(path/'manifest.json', json.dumps(manifest, indent=1))  # last: the cache is now valid
@@ -641,7 +634,7 @@ class ActivationCache(ActivationSource):
             if shape != (s['rows'], len(cache.revisions), cache.d_model):
                 raise ValueError(f"{f} has shape {shape}, the manifest says "
                                  f"{(s['rows'], len(cache.revisions), cache.d_model)}")
-            if verify and (h := _sha256(f)) != s['sha256']:
+            if verify and (h := sha256_file(f)) != s['sha256']:
                 raise ValueError(f"{f} is corrupted: sha256 {h[:16]}… differs from the manifest's {s['sha256'][:16]}…; "
                                  f"delete it and run ActivationCache.build again (it rebuilds only missing shards)")
         return cache
@@ -775,7 +768,7 @@ class _Part:
             fresh = self._fill(sp.cfg.buffer_mult)
             self.buffers = {s: sp._shuffle(fresh, s, index, 0) for s in sp.seeds}
         else:
-            dev = _device(sp.models[0])
+            dev = model_device(sp.models[0])
             self.buffers = {s: st['buffers'][s].to(dev) for s in sp.seeds}
 
     def _fill(self, n_lm: int) -> Tensor:

@@ -232,7 +232,6 @@ def bench_paper_shapes(
     "Rows/s of the harvest (fp32, bf16 autocast) and of the crosscoder step at the paper's shapes, with their fractions of this device's matmul rates."
     from transformers import AutoModelForCausalLM
     from crosscoding_time.checkpoints import twin_config
-    from crosscoding_time.reproduce import train_memory, PAPER_PRESETS
     rate = {dt: _matmul_rate(device, dt, 4096 if torch.device(device).type == "cuda" else 512, min_time / 4)
             for dt in (torch.float32, torch.bfloat16)}
     cfg = twin_config("GPTNeoXForCausalLM", n_layers, d_model, vocab)

@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from jaxtyping import Float, Bool
 from torch import Tensor, nn
 
-from .world import atomic_dir
+from .world import atomic_dir, sha256_file
 
 # %% ../nbs/05_crosscoder.ipynb #c006
 KINDS = ('l1', 'batchtopk')
@@ -553,12 +553,6 @@ def unfold_scaling(self: CrossCoder) -> CrossCoder:
 FORMAT = 'crosscoding_time.CrossCoder/1'
 _FILES = ('model.safetensors', 'config.json')
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 24), b''): h.update(chunk)
-    return h.hexdigest()
-
 @patch
 def save_pretrained(self: CrossCoder, path: Path | str) -> Path:
     "Write `model.safetensors` and `config.json` into the directory `path`, atomically."
@@ -571,7 +565,7 @@ def save_pretrained(self: CrossCoder, path: Path | str) -> Path:
     def write(tmp: Path):
         save_file(tensors, tmp / 'model.safetensors')
         meta = dict(format=FORMAT, config=self.cfg.to_dict(), fold_scales=self.fold_scales,
-                    shapes={k: list(v.shape) for k, v in tensors.items()}, sha256=_sha256(tmp / 'model.safetensors'),
+                    shapes={k: list(v.shape) for k, v in tensors.items()}, sha256=sha256_file(tmp / 'model.safetensors'),
                     versions=dict(torch=torch.__version__, crosscoding_time=getattr(crosscoding_time, '__version__', '')))
         (tmp / 'config.json').write_text(json.dumps(meta, indent=1))
     return atomic_dir(path, write)
@@ -597,7 +591,7 @@ def from_pretrained(cls: CrossCoder,
     if verify and not meta.get('sha256'):
         raise ValueError(f"{cfg_file} has no 'sha256' of {w_file.name}, so the weights cannot be checked: save the crosscoder "
                          f"again with save_pretrained, or load it unchecked with CrossCoder.from_pretrained(..., verify=False)")
-    if verify and _sha256(w_file) != meta['sha256']:
+    if verify and sha256_file(w_file) != meta['sha256']:
         raise ValueError(f"{w_file}: sha256 does not match {cfg_file}; the weights were changed or truncated")
     fs = meta.get('fold_scales')
     if fs is not None:

@@ -19,7 +19,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from .crosscoder import CrossCoder, CrossCoderConfig, check_acts, set_weights, explained_variance, EV_KINDS
-from .activations import _device
+from .tasks import model_device
 
 # %% ../nbs/07_evaluation.ipynb #c006
 def perfect_crosscoder(
@@ -99,7 +99,7 @@ def hook_acts(
 ) -> tuple[Float[Tensor, "batch seq d_model"], float]:  # (raw activations at `hook`, clean CE)
     "One forward pass: the activations at `hook` (float32) and the clean next-token CE."
     _check_hook(model, hook)
-    tokens = _check_tokens(tokens).to(_device(model))   # the model's device: TransformerBridge passes inputs on unmoved
+    tokens = _check_tokens(tokens).to(model_device(model))   # the model's device: TransformerBridge passes inputs on unmoved
     store = {}
     def keep(act, hook): store['x'] = act.detach().float()
     logits = model.run_with_hooks(tokens, fwd_hooks=[(hook, keep)])
@@ -141,7 +141,7 @@ def ce_stats(
 ) -> dict:  # ce_clean, ce_spliced, ce_zero, delta_ce, ce_recovered
     "Clean, spliced and zero-ablated CE of one checkpoint, ΔCE and CE recovered (reference `test_crosscoder_revision.py`)."
     _check_hook(model, hook)
-    tokens = _check_tokens(tokens).to(_device(model))
+    tokens = _check_tokens(tokens).to(model_device(model))
     if not 0 <= ckpt_index < cc.cfg.n_ckpt: raise ValueError(f"ckpt_index {ckpt_index} out of range for n_ckpt={cc.cfg.n_ckpt}")
     if tuple(acts_all.shape[:2]) != tuple(tokens.shape):
         raise ValueError(f"acts_all has shape {list(acts_all.shape)} but tokens are {list(tokens.shape)}: "

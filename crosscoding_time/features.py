@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 
 from .world import World, LABEL_DTYPE, POS_TAGS, NUMBERS, FLAGS, flag, lemma_vocab, atomic_write_text
-from .activations import harvest, check_models, ckpt_name, _device
+from .activations import harvest, check_models, ckpt_name
+from .tasks import model_device
 from .crosscoder import CrossCoder
-from .relie import IndirectEffects, rel_ie, _check_setup, _raw_space
+from .relie import IndirectEffects, rel_ie, check_setup, raw_space
 
 # %% auto #0
 __all__ = ['FEATURE_TEXT_SEED', 'KINDS', 'Corpus', 'token_strings', 'labelled_corpus', 'LatentActivations', 'latent_activations',
@@ -81,8 +82,8 @@ def latent_activations(
 ) -> LatentActivations:
     "Latent activations of `cc` on every token of `corpus` (the first position of a sequence left at 0 and marked invalid)."
     from tqdm.auto import tqdm
-    hook = _check_setup(models, cc, hook, "latent_activations")
-    raw = _raw_space(cc, scales)
+    hook = check_setup(models, cc, hook, "latent_activations")
+    raw = raw_space(cc, scales)
     n, F_ = cc.cfg.n_ckpt, cc.cfg.d_dict
     L = list(range(F_)) if latents is None else [int(j) for j in latents]
     bad = [j for j in L if not 0 <= j < F_]
@@ -96,7 +97,7 @@ def latent_activations(
     p0 = int(remove_bos)
     for s in tqdm(range(0, S, batch_seqs), desc="latent activations", disable=not progress):
         tok = corpus.tokens[s:s + batch_seqs]
-        x = harvest(models, tok.to(_device(models[0])), hook, remove_bos).float().to(dev)   # [B*(T-p0), n, d]
+        x = harvest(models, tok.to(model_device(models[0])), hook, remove_bos).float().to(dev)   # [B*(T-p0), n, d]
         B = tok.shape[0]
         joint[s:s + B, p0:] = raw.encode(x)[:, idx_d].cpu().view(B, T - p0, len(L))
         if per is not None:

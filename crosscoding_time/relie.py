@@ -12,9 +12,9 @@ from .evaluation import classify, reldec_pairs
 
 # %% auto #0
 __all__ = ['METHODS', 'AGGREGATIONS', 'RULES', 'METRICS', 'REFERENCE_COLUMNS', 'PAPER_BATCH', 'CLAMS_TASK_NAMES', 'ZERO_RULES',
-           'VIEWS', 'reference_columns', 'aggregate_effects', 'IndirectEffects', 'indirect_effects', 'ablation_effects',
-           'combine_effects', 'rel_ie', 'three_way_group', 'top_k', 'top_k_union', 'trajectory', 'plot_relie_3d',
-           'ie_extremes', 'plot_ie_evolution']
+           'VIEWS', 'reference_columns', 'aggregate_effects', 'check_setup', 'raw_space', 'IndirectEffects',
+           'indirect_effects', 'ablation_effects', 'combine_effects', 'rel_ie', 'three_way_group', 'top_k',
+           'top_k_union', 'trajectory', 'plot_relie_3d', 'ie_extremes', 'plot_ie_evolution']
 
 # %% ../nbs/08_relie.ipynb #c006
 import copy, json, math
@@ -25,8 +25,9 @@ from typing import Sequence
 import numpy as np
 
 from .crosscoder import CrossCoder
-from .tasks import MinimalPair, _encode, CLAMS_TASKS
-from .activations import check_models, ckpt_name, hook_activations, _device
+from .tasks import MinimalPair, encode_texts, CLAMS_TASKS
+from .activations import check_models, ckpt_name, hook_activations
+from .tasks import model_device
 from .world import atomic_dir
 
 METHODS = ("ig", "atp")                 # integrated gradients (reference `attribution.py`); attribution patching = IG with one step
@@ -74,7 +75,7 @@ def _pair_tokens(tokenizer, pairs: Sequence[MinimalPair], what: str, first_token
                              f"such pairs (keep those whose answers tokenize to one piece) or pass first_token=True")
     return torch.tensor([t[0] for t in ids["clean_answer"]]), torch.tensor([t[0] for t in ids["patch_answer"]])
 
-def _check_setup(models: Sequence, cc: CrossCoder, hook: str | None, what: str) -> str:
+def check_setup(models: Sequence, cc: CrossCoder, hook: str | None, what: str) -> str:
     "The hook to splice at, after checking that `models` are the crosscoder's checkpoints, in its order."
     n = cc.cfg.n_ckpt
     names = [ckpt_name(m, i) for i, m in enumerate(models)]
@@ -97,7 +98,7 @@ def _check_setup(models: Sequence, cc: CrossCoder, hook: str | None, what: str) 
         raise ValueError(f"{what}: the models have d_model={d} at {hook} but the crosscoder takes d_model={cc.cfg.d_model}")
     return hook
 
-def _raw_space(cc: CrossCoder, scales: Sequence[float] | None) -> CrossCoder:
+def raw_space(cc: CrossCoder, scales: Sequence[float] | None) -> CrossCoder:
     "A copy of `cc` that takes and returns raw activations (scales folded in, §3.4), in eval mode, without gradients."
     raw = copy.deepcopy(cc).eval().requires_grad_(False)
     if raw.folded:
@@ -124,7 +125,7 @@ class _Batch:
 @torch.no_grad()
 def _acts(models, hook: str, tokens: Tensor) -> Tensor:
     "Raw activations at `hook` of every model on `tokens`: [n_ckpt, B, T, d_model] (each model run only up to the hook)."
-    return torch.stack([hook_activations(m, tokens.to(_device(m)), hook).float().cpu() for m in models])
+    return torch.stack([hook_activations(m, tokens.to(model_device(m)), hook).float().cpu() for m in models])
 
 def _code(raw: CrossCoder, x: Tensor) -> tuple[Tensor, Tensor]:
     "Shared latents and per-checkpoint error of raw activations x [n_ckpt, B, T, d]."
@@ -139,9 +140,9 @@ def _batches(models, raw: CrossCoder, tokenizer, pairs: Sequence[MinimalPair], h
              prepend_bos: bool, first_token: bool, what: str):
     "Yield a `_Batch` per `batch_size` pairs."
     correct, wrong = _pair_tokens(tokenizer, pairs, what, first_token)
-    clean = _encode(tokenizer, [p.clean_prefix for p in pairs], prepend_bos)
+    clean = encode_texts(tokenizer, [p.clean_prefix for p in pairs], prepend_bos)
     patch = [None if p.patch_prefix is None else s for p, s in
-             zip(pairs, _encode(tokenizer, [p.patch_prefix or "" for p in pairs], prepend_bos))]
+             zip(pairs, encode_texts(tokenizer, [p.patch_prefix or "" for p in pairs], prepend_bos))]
     for i, (p, c, q) in enumerate(zip(pairs, clean, patch)):
         if not c: raise ValueError(f"{what}: pair {i} has an empty prefix and no BOS: nothing to read the metric at")
         if q is not None and len(q) != len(c):
@@ -173,7 +174,7 @@ def _metric(logits: Tensor, last: Tensor, correct: Tensor, wrong: Tensor, kind: 
 def _run_spliced(model, hook: str, raw: CrossCoder, c: int, tokens: Tensor, f: Tensor, res: Tensor) -> Tensor:
     "Logits of `model` (checkpoint c) with its hook replaced by x̂_c(f) + res, at every position."
     W, b = raw.W_dec[:, c], raw.b_dec[c]
-    dev = _device(model)
+    dev = model_device(model)
     def splice(act, hook): return (f.to(dev) @ W.to(dev) + b.to(dev) + res.to(dev)).to(act.dtype)
     return model.run_with_hooks(tokens.to(dev), fwd_hooks=[(hook, splice)])
 
@@ -286,8 +287,8 @@ def indirect_effects(
     if batch_size is None: batch_size = PAPER_BATCH if aggregation == "paper" else 16
     pairs = _check_args(pairs, method, steps, aggregation, metric, threshold, batch_size, chunk, what)
     columns = reference_columns(pairs[0].task)
-    hook = _check_setup(models, cc, hook, what)
-    raw = _raw_space(cc, scales)
+    hook = check_setup(models, cc, hook, what)
+    raw = raw_space(cc, scales)
     if rule not in RULES: raise ValueError(f"unknown IG rule {rule!r}; use one of {RULES}")
     if method == "atp": steps, rule = 1, "left"   # one gradient, at the clean point
     n, F_ = cc.cfg.n_ckpt, cc.cfg.d_dict
@@ -334,11 +335,11 @@ def ablation_effects(
     "Exact effect of zeroing each latent in f at every position (error term kept), one real forward per latent and pair."
     what = "ablation_effects"
     pairs = _check_args(pairs, "ig", 1, "example", metric, 0.0, batch_size, chunk, what)
-    hook = _check_setup(models, cc, hook, what)
+    hook = check_setup(models, cc, hook, what)
     lat = torch.as_tensor(list(latents), dtype=torch.long)
     if lat.numel() and not (0 <= int(lat.min()) and int(lat.max()) < cc.cfg.d_dict):
         raise ValueError(f"{what}: latents must be in [0, {cc.cfg.d_dict}), got {lat.tolist()[:8]}")
-    raw = _raw_space(cc, scales)
+    raw = raw_space(cc, scales)
     out = torch.zeros(cc.cfg.n_ckpt, len(lat), dtype=torch.float64)
     from tqdm.auto import tqdm
     bar = tqdm(total=len(pairs) * cc.cfg.n_ckpt, desc="ablation", disable=not progress, unit="pair")
@@ -347,13 +348,13 @@ def ablation_effects(
         for c, model in enumerate(models):
             W = raw.W_dec[:, c].to(bt.f.device)                           # where the batch is (the CPU)
             base = bt.f @ W + raw.b_dec[c].to(bt.f.device) + bt.res[c]     # = the clean activations, [B, T, d]
-            clean = _metric(model.run_with_hooks(bt.tokens.to(_device(model)), fwd_hooks=[
+            clean = _metric(model.run_with_hooks(bt.tokens.to(model_device(model)), fwd_hooks=[
                 (hook, lambda act, hook: base.to(act.device, act.dtype))]), bt.last, bt.correct, bt.wrong, metric).cpu()
             rows = [(l, j) for l in range(len(lat)) for j in range(B)]
             for s in range(0, len(rows), chunk):
                 ls, js = map(torch.tensor, zip(*rows[s:s + chunk]))
                 x = base[js] - bt.f[js, :, lat[ls]].unsqueeze(-1) * W[lat[ls]][:, None, :]   # f_i = 0 at every position
-                m = _metric(model.run_with_hooks(bt.tokens[js].to(_device(model)), fwd_hooks=[
+                m = _metric(model.run_with_hooks(bt.tokens[js].to(model_device(model)), fwd_hooks=[
                     (hook, lambda act, hook: x.to(act.device, act.dtype))]), bt.last[js], bt.correct[js], bt.wrong[js], metric)
                 out[c].index_add_(0, ls, (m.cpu() - clean[js]).double())
             bar.update(B)

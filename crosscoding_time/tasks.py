@@ -5,8 +5,9 @@ __all__ = ['SKIP_LENGTHS', 'SKIP_LONG', 'SKIP_IDENTICAL', 'SKIP_EMPTY_PREFIX', '
            'BLIMP_SV_TASKS', 'BLIMP_FIELDS', 'CLAMS_FIELDS', 'CLAMS_TASKS', 'CLAMS_CAPS', 'CLAMS_CAP',
            'MULTIBLIMP_FIELDS', 'SCORERS', 'MinimalPair', 'ConversionReport', 'TaskSet', 'fit_answers',
            'to_prefix_answer', 'to_prefix_answer_words', 'blimp_from_hub_row', 'blimp_hub_records', 'load_blimp',
-           'load_clams', 'seeded_shuffle', 'clams_all_all', 'load_multiblimp', 'logits_of', 'sentence_logprob',
-           'sentence_ll_margin', 'accuracy_sentence_ll', 'next_token_margin', 'accuracy_next_token', 'score_tasks']
+           'load_clams', 'seeded_shuffle', 'clams_all_all', 'load_multiblimp', 'logits_of', 'model_device',
+           'encode_texts', 'sentence_logprob', 'sentence_ll_margin', 'accuracy_sentence_ll', 'next_token_margin',
+           'accuracy_next_token', 'score_tasks']
 
 # %% ../nbs/01_tasks.ipynb #c005
 import csv
@@ -488,7 +489,9 @@ def logits_of(model, # a Hugging Face causal LM or a TransformerLens `Transforme
     out = model(input_ids, attention_mask=attention_mask)
     return out if isinstance(out, Tensor) else out.logits
 
-def _device(model) -> torch.device: return next(model.parameters()).device
+def model_device(model) -> torch.device:
+    "The device of a model's weights: where its inputs must go (TransformerBridge passes them on unmoved)."
+    return next(model.parameters()).device
 
 def _context_token(tokenizer) -> int:
     "The token lm-eval puts before a sentence: BOS, else EOS."
@@ -496,7 +499,7 @@ def _context_token(tokenizer) -> int:
     if tid is None: raise ValueError("the tokenizer has neither a BOS nor an EOS token; pass prepend_bos=False")
     return tid
 
-def _encode(tokenizer, texts: list[str], prepend_bos: bool) -> list[list[int]]:
+def encode_texts(tokenizer, texts: list[str], prepend_bos: bool) -> list[list[int]]:
     "Token ids of each text without special tokens, after the context token if `prepend_bos`."
     start = [_context_token(tokenizer)] if prepend_bos else []
     return [start + ids for ids in tokenizer(list(texts), add_special_tokens=False)['input_ids']] if texts else []
@@ -517,10 +520,10 @@ def sentence_logprob(model, # a Hugging Face causal LM or a `TransformerBridge`
                      prepend_bos: bool = True, # score the first token given BOS (lm-eval's context for Pythia)
                     ) -> Float[Tensor, "n_sentences"]:
     "Summed log-probability of each sentence's tokens (the paper's checkpoint selection)."
-    seqs = _encode(tokenizer, list(sentences), prepend_bos)
+    seqs = encode_texts(tokenizer, list(sentences), prepend_bos)
     out = []
     for i in range(0, len(seqs), batch_size):
-        ids, mask = _pad_right(seqs[i:i + batch_size], _device(model))
+        ids, mask = _pad_right(seqs[i:i + batch_size], model_device(model))
         logp = logits_of(model, ids, mask)[:, :-1].float().log_softmax(-1)
         tok_logp = logp.gather(-1, ids[:, 1:, None])[..., 0]
         out.append(torch.where(mask[:, 1:].bool(), tok_logp, 0.0).sum(-1).cpu())
@@ -568,12 +571,12 @@ def next_token_margin(model, # a Hugging Face causal LM or a `TransformerBridge`
                      ) -> Float[Tensor, "n_pairs"]:
     "logit(clean_answer) - logit(patch_answer) at the last prefix token, first answer tokens (the paper's checkpoint selection)."
     pairs = list(pairs)
-    seqs = _encode(tokenizer, [p.clean_prefix for p in pairs], prepend_bos)
+    seqs = encode_texts(tokenizer, [p.clean_prefix for p in pairs], prepend_bos)
     clean = torch.tensor(_first_tokens(tokenizer, [p.clean_answer for p in pairs]), dtype=torch.long)
     patch = torch.tensor(_first_tokens(tokenizer, [p.patch_answer for p in pairs]), dtype=torch.long)
     out = []
     for i in range(0, len(seqs), batch_size):
-        ids, mask = _pad_right(seqs[i:i + batch_size], _device(model))
+        ids, mask = _pad_right(seqs[i:i + batch_size], model_device(model))
         last = logits_of(model, ids, mask)[torch.arange(len(ids)), mask.sum(-1) - 1].float().cpu()
         c, p = clean[i:i + batch_size, None], patch[i:i + batch_size, None]
         out.append((last.gather(-1, c) - last.gather(-1, p))[:, 0])

@@ -16,8 +16,8 @@ import numpy as np
 __all__ = ['POS_TAGS', 'NUMBERS', 'FLAGS', 'TASKS', 'SV_TASKS', 'EOT', 'BLOOM_SPLIT', 'LABEL_DTYPE', 'LANG_CODES', 'LANGS',
            'ROOTS_SHARES', 'PHENOMENA', 'RICHNESS', 'regular_plural', 'Noun', 'WorldConfig', 'lexicon_nouns', 'Word',
            'sentence_text', 'Grammar', 'make_task', 'closed_class_words', 'train_tokenizer', 'lemma_vocab', 'doc_text',
-           'label_tokens', 'flag', 'generate_corpus', 'atomic_write', 'atomic_write_text', 'atomic_dir', 'World',
-           'MultiWorldConfig', 'with_language', 'verb_forms', 'marks_gender', 'MultiGrammar', 'grammar_for',
+           'label_tokens', 'flag', 'generate_corpus', 'atomic_write', 'atomic_write_text', 'sha256_file', 'atomic_dir',
+           'World', 'MultiWorldConfig', 'with_language', 'verb_forms', 'marks_gender', 'MultiGrammar', 'grammar_for',
            'world_config_from_dict', 'phenomena_of', 'make_multiblimp', 'multilingual_closed_class',
            'multilingual_tokenizer']
 
@@ -527,6 +527,14 @@ def atomic_write(path: Path, write) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     "Write `text` to `path` atomically."
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+def sha256_file(path: Path) -> str:
+    "The SHA-256 of a file, read in 16 MiB blocks: what a manifest records to tell a finished file from a damaged one."
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""): h.update(block)
+    return h.hexdigest()
 
 def atomic_dir(dst: Path, write, tries: int = 100) -> Path:
     """Fill a temporary directory with `write(tmp)`, then rename it to `dst` (replacing what was there). Another

@@ -9,7 +9,7 @@ package versions are masked ('…'); figures are kept at the notebooks' modest r
 (a timing, a benchmark table) says so with the directive `#| volatile`: its output is stored but never compared.
 `tests/test_notebooks.py` executes every notebook and compares what it prints with what is committed: the same
 words, and numbers within 1 % (or 1e-3)."""
-import json, re, sys
+import json, os, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,12 @@ def volatile(cell: dict) -> bool:
     "Whether a cell declares its output volatile (`#| volatile`)."
     return any(l.strip().startswith("#|") and "volatile" in l.split() for l in "".join(cell["source"]).splitlines())
 
+def _artifact_root() -> str:
+    "The artifact cache the notebooks write to: `$CTT_HOME`, else the package's default."
+    return os.environ.get("CTT_HOME") or str(Path.home() / ".cache" / "crosscoding_time")
+
 def _clean_text(s: str) -> str:
+    s = s.replace(_artifact_root(), "$CTT_HOME")   # the reader's cache is theirs, wherever it is
     s = _ADDR.sub("0x…", s)
     s = _HOME.sub(lambda m: "<project>" + m.group(0)[len(str(ROOT)):], s)
     return _TMP.sub("<tmp>", s)
